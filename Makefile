@@ -1,0 +1,39 @@
+# strdiff_edu — one-command setup, tests, demo and book. Works on a fresh machine with
+# Python 3.11, pip and Node 20; everything installs into .venv/ (created once, then reused).
+.PHONY: help setup test demo book book-check clean
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+help:
+	@echo "make demo   - set up .venv and run the main job on the embedded data"
+	@echo "make test   - set up .venv and run all tests (unit tests, every notebook, book check)"
+	@echo "make book   - execute every notebook and render the book to _build/html (offline)"
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,book]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	STRDIFF_PROFILE=tiny $(PY) -m pytest
+
+demo: setup
+	STRDIFF_PROFILE=$${STRDIFF_PROFILE:-tiny} scripts/build_book.sh --execute
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+book: setup
+	STRDIFF_PROFILE=$${STRDIFF_PROFILE:-tiny} scripts/build_book.sh --execute
+
+book-check: setup
+	scripts/build_book.sh --check
+
+clean:
+	rm -rf _build

@@ -1,0 +1,813 @@
+// Offline static-HTML renderer for a mystmd (Jupyter Book 2) site.
+//
+// mystmd runs this script (template.yml `build: render:`) from the template
+// folder after it has written the site content to <project>/_build/site:
+//   config.json            navigation (projects[].pages, with levels/parts)
+//   content/<slug>.json    one page: frontmatter, mdast, references
+//   public/                images, large outputs, downloads
+// and sets BUILD_DIRECTORY=<project>/_build/html, where we write one HTML page
+// per document plus _static/ (CSS, KaTeX fonts) and build/ (the public files).
+//
+// Everything is rendered at build time: math with KaTeX (project `math`
+// macros included), code with highlight.js. The pages need no JavaScript and
+// no network. Problems are reported on stderr prefixed with a warning sign,
+// which the book build script treats as a failure.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import katex from 'katex';
+import hljs from 'highlight.js';
+
+const require = createRequire(import.meta.url);
+const THEME_DIR = path.dirname(new URL(import.meta.url).pathname);
+
+const OUT = process.env.BUILD_DIRECTORY;
+if (!OUT) {
+  console.error('⛔ render.mjs: BUILD_DIRECTORY is not set (this script is run by `jupyter-book build --html`)');
+  process.exit(1);
+}
+const SITE = path.join(path.dirname(OUT), 'site');
+const PUBLIC = path.join(SITE, 'public');
+const ASSETS = 'build'; // public files are copied to <OUT>/build/
+const STATIC = '_static';
+
+let warnings = 0;
+function warn(msg) {
+  warnings += 1;
+  console.error(`⚠️  render.mjs: ${msg}`);
+}
+
+// ------------------------------------------------------------------ helpers
+const ESC = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ESC[c]);
+const attrs = (obj) =>
+  Object.entries(obj)
+    .filter(([, v]) => v !== undefined && v !== null && v !== false && v !== '')
+    .map(([k, v]) => (v === true ? ` ${k}` : ` ${k}="${esc(v)}"`))
+    .join('');
+const stripAnsi = (s) => String(s ?? '').replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, '').replace(/\x1b[()][A-Z0-9]/g, '');
+const readJson = (file) => JSON.parse(fs.readFileSync(file, 'utf8'));
+
+// Apply carriage returns the way a terminal does (tqdm progress bars etc.).
+function applyCarriageReturns(text) {
+  return text
+    .split('\n')
+    .map((line) => {
+      const parts = line.split('\r');
+      let out = '';
+      for (const part of parts) out = part + out.slice(part.length);
+      return out;
+    })
+    .join('\n');
+}
+
+function toText(node) {
+  if (!node) return '';
+  if (typeof node.value === 'string' && !node.children) return node.value;
+  return (node.children ?? []).map(toText).join('');
+}
+
+function slugify(text) {
+  return (
+    text
+      .toLowerCase()
+      .normalize('NFKD')
+      .replace(/[\u0300-\u036f]/g, '')
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '') || 'section'
+  );
+}
+
+// ------------------------------------------------------------------ site model
+const config = readJson(path.join(SITE, 'config.json'));
+const project = (config.projects ?? [])[0];
+if (!project) {
+  console.error('⛔ render.mjs: _build/site/config.json lists no project');
+  process.exit(1);
+}
+const indexSlug = project.index ?? 'index';
+const siteTitle = config.title || project.title || 'Book';
+
+function loadPage(slug) {
+  const file = path.join(SITE, 'content', `${slug}.json`);
+  if (!fs.existsSync(file)) {
+    warn(`no content file for page '${slug}' (${file})`);
+    return null;
+  }
+  return readJson(file);
+}
+
+// nav entries: {kind: 'page'|'part', slug, title, level}
+const nav = [];
+const indexData = loadPage(indexSlug);
+nav.push({ kind: 'page', slug: indexSlug, title: indexData?.frontmatter?.title ?? siteTitle, level: 1 });
+for (const p of project.pages ?? []) {
+  if (p.slug) nav.push({ kind: 'page', slug: p.slug, title: p.title ?? p.slug, level: p.level ?? 1 });
+  else if (p.title) nav.push({ kind: 'part', title: p.title, level: p.level ?? 1 });
+}
+const pages = nav.filter((n) => n.kind === 'page');
+const slugs = new Set(pages.map((p) => p.slug));
+const fileOf = (slug) => (slug === indexSlug ? 'index.html' : `${slug}.html`);
+
+// KaTeX macros: project-wide `math` (myst.yml) merged with page frontmatter.
+function macrosFrom(math) {
+  const out = {};
+  for (const [name, def] of Object.entries(math ?? {})) {
+    out[name] = typeof def === 'string' ? def : def?.macro ?? '';
+  }
+  return out;
+}
+const projectMacros = macrosFrom(project.math);
+
+// ------------------------------------------------------------------ page renderer
+class PageRenderer {
+  constructor(entry, data) {
+    this.entry = entry;
+    this.data = data;
+    this.file = fileOf(entry.slug);
+    this.depth = this.file.split('/').length - 1;
+    this.root = '../'.repeat(this.depth);
+    this.macros = { ...projectMacros, ...macrosFrom(data.frontmatter?.math) };
+    this.toc = [];
+    this.ids = new Set();
+    this.footnotes = new Map();
+    this.cite = data.references?.cite ?? { order: [], data: {} };
+    this.bibliographyRendered = false;
+  }
+
+  where(node) {
+    const line = node?.position?.start?.line;
+    return `${this.data.location ?? this.entry.slug}${line ? `:${line}` : ''}`;
+  }
+
+  // ---- links
+  asset(url) {
+    return this.root + ASSETS + url;
+  }
+
+  resolveUrl(url, node) {
+    if (!url) return url;
+    if (/^[a-z][a-z0-9+.-]*:/i.test(url) || url.startsWith('//')) return url;
+    if (url.startsWith('#')) return url;
+    if (!url.startsWith('/')) return url;
+    const hashAt = url.indexOf('#');
+    const p = (hashAt >= 0 ? url.slice(0, hashAt) : url).replace(/^\/+|\/+$/g, '');
+    const hash = hashAt >= 0 ? url.slice(hashAt) : '';
+    if (p === '' || p === indexSlug) return this.root + 'index.html' + hash;
+    if (slugs.has(p)) return this.root + fileOf(p) + hash;
+    if (fs.existsSync(path.join(PUBLIC, p))) return this.asset('/' + p) + hash;
+    warn(`${this.where(node)} link target '${url}' is not a page of this book`);
+    return url;
+  }
+
+  // ---- math
+  tex(value, displayMode, node) {
+    const opts = { displayMode, macros: this.macros, throwOnError: true, strict: 'ignore', output: 'htmlAndMathml' };
+    try {
+      return katex.renderToString(value, opts);
+    } catch (err) {
+      warn(`${this.where(node)} KaTeX cannot render ${JSON.stringify(value.slice(0, 80))}: ${err.message}`);
+      return katex.renderToString(value, { ...opts, throwOnError: false });
+    }
+  }
+
+  // ---- generic
+  all(node, ctx = {}) {
+    return (node.children ?? []).map((c) => this.node(c, { ...ctx, parent: node })).join('');
+  }
+
+  uniqueId(base) {
+    let id = base;
+    for (let i = 1; this.ids.has(id); i += 1) id = `${base}-${i}`;
+    this.ids.add(id);
+    return id;
+  }
+
+  node(n, ctx = {}) {
+    if (!n || n.visibility === 'remove') return '';
+    const html = this.nodeInner(n, ctx);
+    if (n.visibility === 'hide' && html && !['code', 'outputs'].includes(n.type)) {
+      return `<details class="hidden-content"><summary>Show content</summary>${html}</details>`;
+    }
+    return html;
+  }
+
+  nodeInner(n, ctx) {
+    const id = n.html_id || n.identifier || undefined;
+    switch (n.type) {
+      case 'root':
+        return this.all(n, ctx);
+      case 'block': {
+        if (n.kind === 'notebook-code') return this.cell(n, ctx);
+        return `<div${attrs({ class: 'block', id })}>${this.all(n, ctx)}</div>`;
+      }
+      case 'text':
+        return esc(n.value);
+      case 'paragraph':
+        if (ctx.tight) return this.all(n, ctx);
+        return `<p>${this.all(n, ctx)}</p>`;
+      case 'heading':
+        return this.heading(n, ctx);
+      case 'emphasis':
+        return `<em>${this.all(n, ctx)}</em>`;
+      case 'strong':
+        return `<strong>${this.all(n, ctx)}</strong>`;
+      case 'delete':
+        return `<del>${this.all(n, ctx)}</del>`;
+      case 'underline':
+        return `<u>${this.all(n, ctx)}</u>`;
+      case 'smallcaps':
+        return `<span class="smallcaps">${this.all(n, ctx)}</span>`;
+      case 'subscript':
+        return `<sub>${this.all(n, ctx)}</sub>`;
+      case 'superscript':
+        return `<sup>${this.all(n, ctx)}</sup>`;
+      case 'keyboard':
+        return `<kbd>${this.all(n, ctx)}</kbd>`;
+      case 'abbreviation':
+        return `<abbr${attrs({ title: n.title })}>${this.all(n, ctx)}</abbr>`;
+      case 'inlineCode':
+        return `<code class="inline">${esc(n.value)}</code>`;
+      case 'break':
+        return '<br>';
+      case 'thematicBreak':
+        return '<hr>';
+      case 'blockquote':
+        return `<blockquote>${this.all(n, ctx)}</blockquote>`;
+      case 'html':
+        return n.value ?? '';
+      case 'comment':
+      case 'mystTarget':
+      case 'mystComment':
+        return '';
+      case 'span':
+        return `<span${attrs({ class: n.class, id, style: n.style })}>${this.all(n, ctx)}</span>`;
+      case 'div':
+        return `<div${attrs({ class: n.class, id, style: n.style })}>${this.all(n, ctx)}</div>`;
+      case 'list':
+        return this.list(n, ctx);
+      case 'listItem': {
+        const box = typeof n.checked === 'boolean' ? `<input type="checkbox" disabled${n.checked ? ' checked' : ''}> ` : '';
+        return `<li>${box}${this.all(n, ctx)}</li>`;
+      }
+      case 'definitionList':
+        return `<dl>${this.all(n, ctx)}</dl>`;
+      case 'definitionTerm':
+        return `<dt${attrs({ id })}>${this.all(n, { ...ctx, tight: true })}</dt>`;
+      case 'definitionDescription':
+        return `<dd>${this.all(n, ctx)}</dd>`;
+      case 'link':
+      case 'linkBlock':
+        return this.link(n, ctx);
+      case 'crossReference':
+        return this.crossReference(n, ctx);
+      case 'image':
+        return this.image(n);
+      case 'container':
+        return this.container(n, ctx);
+      case 'caption':
+        return `<figcaption>${this.all(n, ctx)}</figcaption>`;
+      case 'legend':
+        return `<div class="legend">${this.all(n, ctx)}</div>`;
+      case 'captionNumber':
+        return `<span class="caption-number">${this.all(n, ctx)}</span> `;
+      case 'table':
+        return `<div class="table-wrapper"><table${attrs({ id, class: n.class })}>${this.table(n, ctx)}</table></div>`;
+      case 'tableRow':
+        return `<tr>${this.all(n, ctx)}</tr>`;
+      case 'tableCell': {
+        const tag = n.header ? 'th' : 'td';
+        return `<${tag}${attrs({ colspan: n.colspan, rowspan: n.rowspan, style: n.align ? `text-align:${n.align}` : undefined })}>${this.all(n, { ...ctx, tight: true })}</${tag}>`;
+      }
+      case 'math':
+        return this.displayMath(n);
+      case 'inlineMath':
+        return `<span class="math-inline">${this.tex(n.value, false, n)}</span>`;
+      case 'code':
+        return this.code(n);
+      case 'outputs':
+        return this.outputs(n, ctx);
+      case 'output':
+        return this.output(n, ctx);
+      case 'admonition':
+        return this.admonition(n, ctx);
+      case 'admonitionTitle':
+        return `<p class="admonition-title">${this.all(n, { ...ctx, tight: true })}</p>`;
+      case 'cite':
+        return this.citeOne(n, ctx);
+      case 'citeGroup':
+        return this.citeGroup(n, ctx);
+      case 'bibliography':
+        return this.bibliography();
+      case 'footnoteReference':
+        return this.footnoteReference(n);
+      case 'footnoteDefinition':
+        this.footnotes.set(n.identifier, n);
+        return '';
+      case 'details':
+        return `<details${attrs({ class: n.class, open: n.open })}>${this.all(n, ctx)}</details>`;
+      case 'summary':
+        return `<summary>${this.all(n, { ...ctx, tight: true })}</summary>`;
+      case 'aside':
+      case 'margin':
+      case 'sidebar':
+        return `<aside class="aside ${esc(n.kind ?? n.type)}">${this.all(n, ctx)}</aside>`;
+      case 'card':
+        return `<div class="card"${attrs({ id })}>${this.all(n, ctx)}</div>`;
+      case 'cardTitle':
+        return `<p class="card-title">${this.all(n, { ...ctx, tight: true })}</p>`;
+      case 'header':
+      case 'footer':
+        return `<div class="card-${n.type}">${this.all(n, ctx)}</div>`;
+      case 'grid':
+        return `<div class="grid">${this.all(n, ctx)}</div>`;
+      case 'tabSet':
+        return `<div class="tab-set">${this.all(n, ctx)}</div>`;
+      case 'tabItem':
+        return `<section class="tab-item"><p class="tab-title">${esc(n.title ?? '')}</p>${this.all(n, ctx)}</section>`;
+      case 'proof':
+      case 'exercise':
+      case 'solution':
+        return this.proofLike(n, ctx);
+      case 'glossary':
+        return `<div class="glossary">${this.all(n, ctx)}</div>`;
+      case 'embed':
+      case 'include':
+        return this.all(n, ctx);
+      case 'mermaid':
+        return `<pre class="code mermaid"><code>${esc(n.value)}</code></pre>`;
+      case 'iframe':
+        return `<div class="iframe"><iframe${attrs({ src: n.src, width: n.width ?? '100%', height: '400', loading: 'lazy' })}></iframe></div>`;
+      case 'si':
+        return `<span class="si">${esc(n.value ?? '')}</span>`;
+      case 'inlineExpression': {
+        const result = n.result;
+        if (result?.status === 'ok' && result.data) return this.mimeBundle(result.data, n, true);
+        return `<code class="inline">${esc(n.value)}</code>`;
+      }
+      default:
+        if (n.children) {
+          warn(`${this.where(n)} node type '${n.type}' is not supported by the offline theme; rendering its children only`);
+          return `<div class="unsupported ${esc(n.type)}">${this.all(n, ctx)}</div>`;
+        }
+        warn(`${this.where(n)} node type '${n.type}' is not supported by the offline theme; it is left out`);
+        return '';
+    }
+  }
+
+  heading(n, ctx) {
+    const base = n.html_id || n.identifier || slugify(toText(n));
+    const id = this.uniqueId(base);
+    const depth = Math.min(Math.max(n.depth ?? 2, 1), 6);
+    const number = n.enumerated !== false && n.enumerator ? `<span class="heading-number">${esc(n.enumerator)}</span> ` : '';
+    const inner = this.all(n, ctx);
+    if (depth >= 2 && depth <= 3) this.toc.push({ id, depth, html: number + inner });
+    return `<h${depth} id="${esc(id)}">${number}${inner}<a class="anchor" href="#${esc(id)}" aria-label="Link to this section">#</a></h${depth}>`;
+  }
+
+  list(n, ctx) {
+    const tag = n.ordered ? 'ol' : 'ul';
+    const start = n.ordered && n.start && n.start !== 1 ? n.start : undefined;
+    const items = (n.children ?? []).map((c) => this.node(c, { ...ctx, parent: n, tight: n.spread === false })).join('');
+    return `<${tag}${attrs({ start })}>${items}</${tag}>`;
+  }
+
+  link(n, ctx) {
+    const href = this.resolveUrl(n.url, n);
+    const external = /^(https?:)?\/\//i.test(href ?? '');
+    const inner = this.all(n, ctx) || esc(n.url);
+    return `<a${attrs({ href, title: n.title, class: external ? 'external' : undefined, rel: external ? 'noopener' : undefined })}>${inner}</a>`;
+  }
+
+  crossReference(n, ctx) {
+    const inner = this.all(n, ctx) || esc(n.identifier ?? n.label ?? '?');
+    const target = n.html_id || n.identifier;
+    if (n.resolved === false || !target) {
+      warn(`${this.where(n)} unresolved cross-reference '${n.identifier ?? n.label}'`);
+      return `<span class="xref unresolved">${inner}</span>`;
+    }
+    const href = n.remote && n.url ? this.resolveUrl(`${n.url}#${target}`, n) : `#${target}`;
+    return `<a class="xref ${esc(n.kind ?? '')}" href="${esc(href)}">${inner}</a>`;
+  }
+
+  image(n) {
+    const url = n.urlOptimized && fs.existsSync(path.join(PUBLIC, n.urlOptimized)) ? n.urlOptimized : n.url;
+    const src = url?.startsWith('/') ? this.resolveUrl(url, n) : url;
+    const style = [];
+    if (n.width) style.push(`width:${/^\d+$/.test(String(n.width)) ? `${n.width}px` : n.width}`);
+    if (n.height) style.push(`height:${/^\d+$/.test(String(n.height)) ? `${n.height}px` : n.height}`);
+    const cls = ['image', n.align ? `align-${n.align}` : '', n.class ?? ''].filter(Boolean).join(' ');
+    return `<img${attrs({ src, alt: n.alt ?? '', title: n.title, class: cls, style: style.join(';') || undefined, loading: 'lazy' })}>`;
+  }
+
+  container(n, ctx) {
+    const id = n.html_id || n.identifier || undefined;
+    const cls = ['container', n.kind ?? 'figure', n.class ?? ''].filter(Boolean).join(' ');
+    // captions of tables go on top, of everything else below
+    const kids = n.children ?? [];
+    const captions = kids.filter((c) => c.type === 'caption' || c.type === 'legend');
+    const body = kids.filter((c) => !captions.includes(c));
+    const cap = captions.map((c) => this.node(c, { ...ctx, parent: n })).join('');
+    const main = body.map((c) => this.node(c, { ...ctx, parent: n, inFigure: true })).join('');
+    const inner = n.kind === 'table' ? cap + main : main + cap;
+    return `<figure${attrs({ id, class: cls })}>${inner}</figure>`;
+  }
+
+  table(n, ctx) {
+    const rows = n.children ?? [];
+    let i = 0;
+    const head = [];
+    while (i < rows.length && (rows[i].children ?? []).every((c) => c.header)) head.push(rows[i++]);
+    const body = rows.slice(i);
+    const r = (list) => list.map((row) => this.node(row, { ...ctx, parent: n })).join('');
+    return (head.length ? `<thead>${r(head)}</thead>` : '') + `<tbody>${r(body)}</tbody>`;
+  }
+
+  displayMath(n) {
+    const id = n.html_id || n.identifier || undefined;
+    const numbered = n.enumerated !== false && n.enumerator;
+    const num = numbered
+      ? `<span class="eq-number">${id ? `<a href="#${esc(id)}">(${esc(n.enumerator)})</a>` : `(${esc(n.enumerator)})`}</span>`
+      : '';
+    return `<div${attrs({ class: 'math-display', id })}><div class="math-body">${this.tex(n.value, true, n)}</div>${num}</div>`;
+  }
+
+  highlight(value, lang) {
+    const l = (lang ?? '').toLowerCase().replace(/^ipython3?$/, 'python').replace(/^py$/, 'python');
+    if (l && hljs.getLanguage(l)) {
+      try {
+        return { html: hljs.highlight(value, { language: l, ignoreIllegals: true }).value, lang: l };
+      } catch {
+        /* fall through */
+      }
+    }
+    return { html: esc(value), lang: l || 'text' };
+  }
+
+  code(n) {
+    const { html, lang } = this.highlight(n.value ?? '', n.lang);
+    const id = n.html_id || n.identifier || undefined;
+    const file = n.filename ? `<div class="code-filename">${esc(n.filename)}</div>` : '';
+    return `<div${attrs({ class: 'code-block', id })}>${file}<pre class="code"><code class="hljs language-${esc(lang)}">${html}</code></pre></div>`;
+  }
+
+  cell(n, ctx) {
+    const id = n.html_id || n.identifier || undefined;
+    const parts = [];
+    for (const c of n.children ?? []) {
+      if (c.visibility === 'remove') continue;
+      if (c.type === 'code') {
+        const src = this.code(c);
+        parts.push(
+          c.visibility === 'hide'
+            ? `<details class="cell-input hidden"><summary>Show code</summary>${src}</details>`
+            : `<div class="cell-input">${src}</div>`,
+        );
+      } else if (c.type === 'outputs') {
+        const out = this.outputs(c, ctx);
+        if (!out) continue;
+        parts.push(c.visibility === 'hide' ? `<details class="cell-outputs hidden"><summary>Show output</summary>${out}</details>` : out);
+      } else {
+        parts.push(this.node(c, { ...ctx, parent: n }));
+      }
+    }
+    if (!parts.length) return '';
+    return `<div${attrs({ class: 'cell', id })}>${parts.join('')}</div>`;
+  }
+
+  // ---- notebook outputs
+  outputs(n, ctx) {
+    // merge consecutive stream chunks of the same name (progress bars span chunks)
+    const items = [];
+    for (const o of n.children ?? []) {
+      const j = o.jupyter_data;
+      const last = items[items.length - 1];
+      if (j?.output_type === 'stream' && last?.stream === j.name && !j.path && !last.hasPath) {
+        last.text += j.text ?? '';
+        continue;
+      }
+      if (j?.output_type === 'stream') items.push({ stream: j.name, text: this.streamText(j, o), hasPath: !!j.path, node: o });
+      else items.push({ node: o });
+    }
+    const html = items
+      .map((it) => (it.stream ? this.streamHtml(it.stream, it.text) : this.output(it.node, ctx)))
+      .filter(Boolean)
+      .join('');
+    if (!html) return '';
+    const id = n.html_id || n.identifier || undefined;
+    return `<div${attrs({ class: 'cell-outputs', id })}>${html}</div>`;
+  }
+
+  readPublic(p, node) {
+    const file = path.join(PUBLIC, p);
+    if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8');
+    warn(`${this.where(node)} output file ${p} is missing from _build/site/public`);
+    return undefined;
+  }
+
+  streamText(j, node) {
+    if (j.path) return this.readPublic(j.path, node) ?? j.text ?? '';
+    return Array.isArray(j.text) ? j.text.join('') : j.text ?? '';
+  }
+
+  streamHtml(name, text) {
+    const clean = applyCarriageReturns(stripAnsi(text)).replace(/\n+$/, '');
+    if (!clean) return '';
+    return `<pre class="output stream ${name === 'stderr' ? 'stderr' : 'stdout'}">${esc(clean)}</pre>`;
+  }
+
+  output(o, ctx) {
+    if ((o.children ?? []).length) return `<div class="output mdast">${this.all(o, ctx)}</div>`;
+    const j = o.jupyter_data;
+    if (!j) return '';
+    const id = o.html_id || o.identifier || undefined;
+    switch (j.output_type) {
+      case 'stream':
+        return this.streamHtml(j.name, this.streamText(j, o));
+      case 'error': {
+        let tb = j.path ? this.readPublic(j.path, o) : j.traceback;
+        if (Array.isArray(tb)) tb = tb.join('\n');
+        const text = stripAnsi(tb || `${j.ename}: ${j.evalue}`);
+        return `<pre class="output error">${esc(text)}</pre>`;
+      }
+      case 'display_data':
+      case 'execute_result':
+      case 'update_display_data': {
+        const inner = this.mimeBundle(j.data ?? {}, o, false);
+        return inner ? `<div${attrs({ class: 'output display', id })}>${inner}</div>` : '';
+      }
+      default:
+        return '';
+    }
+  }
+
+  mimeContent(item, node) {
+    if (!item) return undefined;
+    if (typeof item === 'string') return item;
+    if (item.content !== undefined) return Array.isArray(item.content) ? item.content.join('') : item.content;
+    if (item.path) return this.readPublic(item.path, node);
+    return undefined;
+  }
+
+  latexOutput(src, node) {
+    let s = src.trim();
+    let m;
+    if ((m = s.match(/^\$\$([\s\S]*)\$\$$/)) || (m = s.match(/^\\\[([\s\S]*)\\\]$/)) || (m = s.match(/^\$([\s\S]*)\$$/))) s = m[1];
+    s = s.replace(/^\\displaystyle\s*/, '');
+    try {
+      return katex.renderToString(s, { displayMode: true, macros: this.macros, throwOnError: true, strict: 'ignore' });
+    } catch {
+      return undefined; // caller falls back to the next representation
+    }
+  }
+
+  // Tiny Markdown subset for text/markdown outputs (IPython.display.Markdown).
+  markdownOutput(src) {
+    const inline = (t) => {
+      const stash = [];
+      const keep = (html) => `\u0000${stash.push(html) - 1}\u0000`;
+      t = t.replace(/`([^`]+)`/g, (_, c) => keep(`<code class="inline">${esc(c)}</code>`));
+      t = t.replace(/\$\$([^$]+)\$\$/g, (_, m) => keep(this.tex(m, true, null)));
+      t = t.replace(/\$([^$\n]+)\$/g, (_, m) => keep(this.tex(m, false, null)));
+      t = esc(t)
+        .replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>')
+        .replace(/\*([^*]+)\*/g, '<em>$1</em>')
+        .replace(/\[([^\]]+)\]\(([^)\s]+)\)/g, '<a href="$2">$1</a>');
+      return t.replace(/\u0000(\d+)\u0000/g, (_, i) => stash[Number(i)]);
+    };
+    return src
+      .split(/\n{2,}/)
+      .map((para) => {
+        const h = para.match(/^(#{1,6})\s+(.*)$/);
+        if (h) return `<p class="md-heading"><strong>${inline(h[2])}</strong></p>`;
+        if (/^\s*[-*]\s+/.test(para)) {
+          const items = para.split(/\n\s*[-*]\s+/).map((x) => x.replace(/^\s*[-*]\s+/, ''));
+          return `<ul>${items.map((x) => `<li>${inline(x)}</li>`).join('')}</ul>`;
+        }
+        return `<p>${inline(para)}</p>`;
+      })
+      .join('');
+  }
+
+  mimeBundle(data, node, inlineResult) {
+    const order = ['text/html', 'image/svg+xml', 'text/latex', 'image/png', 'image/jpeg', 'image/gif', 'text/markdown', 'text/plain'];
+    for (const mime of order) {
+      const item = data[mime];
+      if (!item) continue;
+      if (mime.startsWith('image/') && mime !== 'image/svg+xml') {
+        const alt = this.mimeContent(data['text/plain'], node) ?? 'output image';
+        if (item.path) return `<img class="output-image"${attrs({ src: this.asset(item.path), alt })}>`;
+        const b64 = this.mimeContent(item, node);
+        if (b64) return `<img class="output-image"${attrs({ src: `data:${mime};base64,${b64.replace(/\s/g, '')}`, alt })}>`;
+        continue;
+      }
+      if (mime === 'image/svg+xml') {
+        if (item.path && !item.content) return `<img class="output-image"${attrs({ src: this.asset(item.path), alt: 'SVG output' })}>`;
+        const svg = this.mimeContent(item, node);
+        if (svg) return `<div class="output-svg">${svg}</div>`;
+        continue;
+      }
+      const content = this.mimeContent(item, node);
+      if (content === undefined) continue;
+      if (mime === 'text/html') return `<div class="output-html">${content}</div>`;
+      if (mime === 'text/latex') {
+        const html = this.latexOutput(content, node);
+        if (html) return `<div class="output-latex">${html}</div>`;
+        continue;
+      }
+      if (mime === 'text/markdown') return `<div class="output-markdown">${this.markdownOutput(content)}</div>`;
+      if (mime === 'text/plain') {
+        const text = stripAnsi(content);
+        return inlineResult ? `<code class="inline">${esc(text)}</code>` : `<pre class="output text">${esc(text)}</pre>`;
+      }
+    }
+    return '';
+  }
+
+  // ---- admonitions and friends
+  admonition(n, ctx) {
+    const kind = n.kind && n.kind !== 'admonition' ? n.kind : 'note';
+    const kids = n.children ?? [];
+    const titleNode = kids.find((c) => c.type === 'admonitionTitle');
+    const title = titleNode ? this.all(titleNode, { ...ctx, tight: true }) : esc(kind.charAt(0).toUpperCase() + kind.slice(1));
+    const body = kids.filter((c) => c !== titleNode).map((c) => this.node(c, { ...ctx, parent: n })).join('');
+    const classes = String(n.class ?? '').split(/\s+/).filter(Boolean);
+    const cls = ['admonition', kind, ...classes].join(' ');
+    const id = n.html_id || n.identifier || undefined;
+    if (classes.includes('dropdown') || n.open === false) {
+      return `<details${attrs({ class: cls, id })}><summary class="admonition-title">${title}</summary><div class="admonition-body">${body}</div></details>`;
+    }
+    return `<aside${attrs({ class: cls, id })}><p class="admonition-title">${title}</p><div class="admonition-body">${body}</div></aside>`;
+  }
+
+  proofLike(n, ctx) {
+    const kind = n.kind ?? n.type;
+    const kids = n.children ?? [];
+    const titleNode = kids.find((c) => c.type === 'admonitionTitle');
+    const label = kind.charAt(0).toUpperCase() + kind.slice(1);
+    const num = n.enumerated !== false && n.enumerator ? ` ${esc(n.enumerator)}` : '';
+    const extra = titleNode ? ` (${this.all(titleNode, { ...ctx, tight: true })})` : '';
+    const body = kids.filter((c) => c !== titleNode).map((c) => this.node(c, { ...ctx, parent: n })).join('');
+    const id = n.html_id || n.identifier || undefined;
+    return `<div${attrs({ class: `proof ${kind}`, id })}><p class="proof-title">${esc(label)}${num}${extra}</p>${body}</div>`;
+  }
+
+  // ---- citations, references, footnotes
+  citeOne(n, ctx) {
+    const label = n.label ?? n.identifier;
+    const inner = this.all(n, ctx) || esc(label);
+    if (n.error || !this.cite.data?.[label]) {
+      warn(`${this.where(n)} citation '${label}' is not in the bibliography`);
+      return `<span class="cite unresolved">${inner}</span>`;
+    }
+    const link = `<a class="cite" href="#cite-${esc(slugify(label))}">${inner}</a>`;
+    if (ctx.parent?.type !== 'citeGroup' && n.kind === 'parenthetical') return `(${link})`;
+    return link;
+  }
+
+  citeGroup(n, ctx) {
+    const parts = (n.children ?? []).map((c) => this.node(c, { ...ctx, parent: n }));
+    if (n.kind === 'parenthetical') return `<span class="cite-group">(${parts.join('; ')})</span>`;
+    return `<span class="cite-group">${parts.join(', ')}</span>`;
+  }
+
+  bibliography() {
+    this.bibliographyRendered = true;
+    return this.referencesHtml(false);
+  }
+
+  referencesHtml(withHeading) {
+    const order = this.cite.order ?? [];
+    if (!order.length) return '';
+    const items = order
+      .map((label) => {
+        const d = this.cite.data[label] ?? {};
+        const text = d.html ?? esc(label);
+        const link = d.url && !String(d.html ?? '').includes(d.url) ? ` <a class="external" href="${esc(d.url)}">${esc(d.url)}</a>` : '';
+        return `<li id="cite-${esc(slugify(label))}">${text}${link}</li>`;
+      })
+      .join('');
+    const heading = withHeading ? '<h2 id="references">References<a class="anchor" href="#references" aria-label="Link to this section">#</a></h2>' : '';
+    if (withHeading) this.toc.push({ id: 'references', depth: 2, html: 'References' });
+    return `<section class="references">${heading}<ul class="bibliography">${items}</ul></section>`;
+  }
+
+  footnoteReference(n) {
+    const idf = slugify(n.identifier ?? n.label ?? 'fn');
+    const num = n.enumerator ?? n.label;
+    return `<sup class="footnote-ref"><a id="fnref-${esc(idf)}" href="#fn-${esc(idf)}">${esc(num)}</a></sup>`;
+  }
+
+  footnotesHtml() {
+    if (!this.footnotes.size) return '';
+    const defs = [...this.footnotes.values()].sort((a, b) => Number(a.enumerator ?? 0) - Number(b.enumerator ?? 0));
+    const items = defs
+      .map((d) => {
+        const idf = slugify(d.identifier ?? d.label ?? 'fn');
+        return `<li id="fn-${esc(idf)}" value="${esc(d.enumerator ?? '')}">${this.all(d)} <a class="footnote-back" href="#fnref-${esc(idf)}" aria-label="Back to the text">↩</a></li>`;
+      })
+      .join('');
+    return `<section class="footnotes"><hr><ol>${items}</ol></section>`;
+  }
+
+  // ---- the page
+  render() {
+    const fm = this.data.frontmatter ?? {};
+    const body = this.node(this.data.mdast);
+    const refs = this.bibliographyRendered ? '' : this.referencesHtml(true);
+    const notes = this.footnotesHtml();
+    const title = fm.title ?? this.entry.title;
+    const titleHtml = fm.content_includes_title ? '' : `<h1 class="page-title">${esc(title)}</h1>`;
+    const subtitle = fm.subtitle ? `<p class="subtitle">${esc(fm.subtitle)}</p>` : '';
+    const kindBadge = this.data.kind === 'Notebook' ? '<span class="badge">Notebook</span>' : '';
+    return { title, html: `${kindBadge}${titleHtml}${subtitle}${body}${refs}${notes}` };
+  }
+}
+
+// ------------------------------------------------------------------ layout
+function sidebar(current, root) {
+  const items = nav
+    .map((n) => {
+      const lvl = Math.min(Math.max(n.level ?? 1, 1), 6);
+      if (n.kind === 'part') return `<li class="nav-part level-${lvl}">${esc(n.title)}</li>`;
+      const isCur = n.slug === current;
+      return `<li class="nav-page level-${lvl}${isCur ? ' current' : ''}"><a href="${esc(root + fileOf(n.slug))}"${isCur ? ' aria-current="page"' : ''}>${esc(n.title)}</a></li>`;
+    })
+    .join('');
+  return `<nav class="sidebar" aria-label="Book contents">
+<a class="site-title" href="${esc(root)}index.html">${esc(siteTitle)}</a>
+<ul class="nav-list">${items}</ul>
+</nav>`;
+}
+
+function pageToc(toc) {
+  if (toc.length < 2) return '';
+  const items = toc.map((t) => `<li class="toc-h${t.depth}"><a href="#${esc(t.id)}">${t.html.replace(/<a\b[^>]*>|<\/a>/g, '')}</a></li>`).join('');
+  return `<nav class="page-toc" aria-label="On this page"><p class="page-toc-title">On this page</p><ul>${items}</ul></nav>`;
+}
+
+function prevNext(i, root) {
+  const prev = pages[i - 1];
+  const next = pages[i + 1];
+  const link = (p, dir) =>
+    p
+      ? `<a class="pn ${dir}" href="${esc(root + fileOf(p.slug))}"><span class="pn-dir">${dir === 'prev' ? '← Previous' : 'Next →'}</span><span class="pn-title">${esc(p.title)}</span></a>`
+      : '<span></span>';
+  return `<nav class="prev-next" aria-label="Previous and next page">${link(prev, 'prev')}${link(next, 'next')}</nav>`;
+}
+
+function layout({ title, html, toc, entry, index, root }) {
+  const fullTitle = entry.slug === indexSlug && title === siteTitle ? title : `${title} — ${siteTitle}`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(fullTitle)}</title>
+<link rel="stylesheet" href="${root}${STATIC}/katex/katex.min.css">
+<link rel="stylesheet" href="${root}${STATIC}/style.css">
+</head>
+<body>
+<a class="skip-link" href="#content">Skip to content</a>
+<div class="layout">
+${sidebar(entry.slug, root)}
+<main id="content" class="content">
+<article class="page">
+${html}
+</article>
+${prevNext(index, root)}
+<footer class="site-footer">${esc(siteTitle)} · built with Jupyter Book 2 (mystmd) and an offline theme</footer>
+</main>
+${pageToc(toc)}
+</div>
+</body>
+</html>
+`;
+}
+
+// ------------------------------------------------------------------ main
+function copyAssets() {
+  fs.mkdirSync(path.join(OUT, STATIC, 'katex'), { recursive: true });
+  const katexDist = path.dirname(require.resolve('katex/dist/katex.min.css'));
+  fs.copyFileSync(path.join(katexDist, 'katex.min.css'), path.join(OUT, STATIC, 'katex', 'katex.min.css'));
+  fs.cpSync(path.join(katexDist, 'fonts'), path.join(OUT, STATIC, 'katex', 'fonts'), { recursive: true });
+  fs.copyFileSync(path.join(THEME_DIR, 'style.css'), path.join(OUT, STATIC, 'style.css'));
+  if (fs.existsSync(PUBLIC)) fs.cpSync(PUBLIC, path.join(OUT, ASSETS), { recursive: true });
+  fs.writeFileSync(path.join(OUT, '.nojekyll'), '');
+}
+
+fs.mkdirSync(OUT, { recursive: true });
+copyAssets();
+let written = 0;
+for (const [i, entry] of pages.entries()) {
+  const data = entry.slug === indexSlug ? indexData : loadPage(entry.slug);
+  if (!data) continue;
+  const r = new PageRenderer(entry, data);
+  const { title, html } = r.render();
+  const outFile = path.join(OUT, r.file);
+  fs.mkdirSync(path.dirname(outFile), { recursive: true });
+  fs.writeFileSync(outFile, layout({ title, html, toc: r.toc, entry, index: i, root: r.root }));
+  written += 1;
+  console.log(`render.mjs: wrote ${r.file}`);
+}
+console.log(`render.mjs: ${written} pages written to ${OUT} with ${warnings} warning(s)`);
