@@ -27,6 +27,12 @@ TimeIndex = Union[int, torch.Tensor]
 
 SCHEDULES = ("cosine", "linear", "constant")
 
+# ITU-R 601 luma weights as used by scikit-image's rgb2gray (the paper's grayscale structure).
+RGB_TO_GRAY = (0.2125, 0.7154, 0.0721)
+# Coupling weight omega of Eq. 11: if the structure's and the texture's noises were independent,
+# x - G y would have variance lambda^2 (1 + |g|^2); omega = 1 / (1 + |g|^2) matches that.
+DEFAULT_STRUCTURE_WEIGHT = 1.0 / (1.0 + sum(w * w for w in RGB_TO_GRAY))
+
 
 # --------------------------------------------------------------------------- schedules
 def cosine_theta_schedule(T: int, s: float = 0.008) -> torch.Tensor:
@@ -136,6 +142,8 @@ class MeanRevertingSDE:
         a[0] = math.nan
         self.reverse_coef_xt = a * (1 - c ** 2) / (1 - b ** 2)
         self.reverse_coef_x0 = c * (1 - a ** 2) / (1 - b ** 2)
+        self.prev_mean_weights = c  # C_t = exp(-theta_bar_{t-1})
+        self.posterior_precision_ratio = (1 - b ** 2) / (1 - a ** 2)  # k_t in Eq. 11
         self.reverse_vars = self.lam ** 2 * (1 - a ** 2) * (1 - c ** 2) / (1 - b ** 2)
         self._cache: dict = {}
 
@@ -260,6 +268,49 @@ class MeanRevertingSDE:
     def ideal_reverse_variance(self, t: TimeIndex, like: torch.Tensor) -> torch.Tensor:
         """Var[x_{t-1} | x_t, x_0] = lambda^2 (1 - A^2)(1 - C^2)/(1 - B^2) (book: {ref}`eq-ideal-reverse`)."""
         return self._coef(self.reverse_vars, t, like, lo=1)
+
+    def structure_guided_reverse_state(self, y_t: torch.Tensor, y0: torch.Tensor, mu: torch.Tensor,
+                                       x_prev: torch.Tensor, mu_x: torch.Tensor, t: TimeIndex,
+                                       structure_weight: float = DEFAULT_STRUCTURE_WEIGHT,
+                                       gray_weights=RGB_TO_GRAY) -> torch.Tensor:
+        """Structure-guided ideal texture state y*_{t-1} (our derivation of paper Eq. 11; book: {ref}`eq-structure-guided`).
+
+        The posterior mean of y_{t-1} under three factors: the texture transition
+        y_t | y_{t-1}, the texture marginal y_{t-1} | y_0, and a coupling likelihood that ties
+        the structure to the texture's gray projection G y = sum_c g_c y_c (book: {ref}`eq-coupling`):
+
+            x_{t-1} | y_{t-1} ~ N(G y_{t-1} + (1 - C)(mu_x - G mu), lambda^2 / omega).
+
+        The result is Eq. 4 plus a correction along the gray direction g:
+
+            y* = y*_Eq4 + gamma_t g [x_{t-1} - mu_x + C (mu_x - G mu) - G (y*_Eq4 - mu)],
+            gamma_t = omega_t / (k_t + omega_t |g|^2),  omega_t = omega (1 - C^2),
+            k_t = (1 - B^2) / (1 - A^2).
+
+        ``omega = structure_weight = 0`` gives Eq. 4 exactly; at t = 1 the result is y0 for any
+        structure; gamma_t fades with t -> 1 so the structure guides early, the texture late.
+        Shapes: texture tensors (B, 3, H, W); structure tensors (B, 1, H, W).
+        """
+        _check_same_shape(y_t=y_t, y0=y0, mu=mu)
+        _check_same_shape(x_prev=x_prev, mu_x=mu_x)
+        if structure_weight < 0:
+            raise ValueError(f"structure_weight must be >= 0, got {structure_weight}")
+        if y_t.ndim < 2 or x_prev.ndim != y_t.ndim or x_prev.shape[1] != 1:
+            raise ValueError(f"expected texture (B, C, H, W) and a one-channel structure (B, 1, H, W); "
+                             f"got texture {list(y_t.shape)} and structure {list(x_prev.shape)}")
+        g = torch.as_tensor(gray_weights, dtype=y_t.dtype, device=y_t.device)
+        if g.numel() != y_t.shape[1]:
+            raise ValueError(f"gray_weights has {g.numel()} entries but the texture has "
+                             f"{y_t.shape[1]} channels")
+        g = g.view(1, -1, *([1] * (y_t.ndim - 2)))
+        gray = lambda v: (g * v).sum(1, keepdim=True)
+        eq4 = self.ideal_reverse_state(y_t, y0, mu, t)
+        c = self._coef(self.prev_mean_weights, t, y_t, lo=1)
+        k = self._coef(self.posterior_precision_ratio, t, y_t, lo=1)
+        omega_t = structure_weight * (1 - c ** 2)
+        gamma = omega_t / (k + omega_t * float((g ** 2).sum()))
+        mismatch = x_prev - mu_x + c * (mu_x - gray(mu)) - gray(eq4 - mu)
+        return eq4 + gamma * g * mismatch
 
     # ----------------------------------------------------------------- scores and steps
     def score_from_noise(self, noise: torch.Tensor, t: TimeIndex) -> torch.Tensor:
