@@ -14,10 +14,11 @@ help:
 	@echo "make book   - execute every notebook and render the book to _build/html (offline)"
 
 # Reinstall only when the dependency list changes.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml _theme/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,book]'
+	cd _theme && npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -15,18 +15,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import katex from 'katex';
 import hljs from 'highlight.js';
 
 const require = createRequire(import.meta.url);
-const THEME_DIR = path.dirname(new URL(import.meta.url).pathname);
+const THEME_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 const OUT = process.env.BUILD_DIRECTORY;
 if (!OUT) {
   console.error('⛔ render.mjs: BUILD_DIRECTORY is not set (this script is run by `jupyter-book build --html`)');
   process.exit(1);
 }
-const SITE = path.join(path.dirname(OUT), 'site');
+// RENDER_SITE_DIR lets scripts/build_book.sh --check render a `--site` build
+// into a scratch folder without touching _build/html.
+const SITE = process.env.RENDER_SITE_DIR || path.join(path.dirname(OUT), 'site');
 const PUBLIC = path.join(SITE, 'public');
 const ASSETS = 'build'; // public files are copied to <OUT>/build/
 const STATIC = '_static';
@@ -47,6 +50,28 @@ const attrs = (obj) =>
     .join('');
 const stripAnsi = (s) => String(s ?? '').replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, '').replace(/\x1b[()][A-Z0-9]/g, '');
 const readJson = (file) => JSON.parse(fs.readFileSync(file, 'utf8'));
+// mdast `style` is an object ({color: 'purple'}) or a string
+const cssText = (style) =>
+  !style || typeof style === 'string'
+    ? style || undefined
+    : Object.entries(style)
+        .map(([k, v]) => `${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}:${v}`)
+        .join(';') || undefined;
+
+// Split highlight.js HTML into lines, re-opening the spans a line break cut.
+function splitHighlighted(html) {
+  const lines = [];
+  const open = [];
+  for (const raw of html.split('\n')) {
+    const prefix = open.join('');
+    for (const m of raw.matchAll(/<span[^>]*>|<\/span>/g)) {
+      if (m[0] === '</span>') open.pop();
+      else open.push(m[0]);
+    }
+    lines.push(prefix + raw + '</span>'.repeat(open.length));
+  }
+  return lines;
+}
 
 // Apply carriage returns the way a terminal does (tqdm progress bars etc.).
 function applyCarriageReturns(text) {
@@ -87,6 +112,7 @@ if (!project) {
 }
 const indexSlug = project.index ?? 'index';
 const siteTitle = config.title || project.title || 'Book';
+const brand = config.options?.logo_text || siteTitle;
 
 function loadPage(slug) {
   const file = path.join(SITE, 'content', `${slug}.json`);
@@ -137,7 +163,7 @@ class PageRenderer {
 
   where(node) {
     const line = node?.position?.start?.line;
-    return `${this.data.location ?? this.entry.slug}${line ? `:${line}` : ''}`;
+    return `${String(this.data.location ?? this.entry.slug).replace(/^\//, '')}${line ? `:${line}` : ''}`;
   }
 
   // ---- links
@@ -187,7 +213,8 @@ class PageRenderer {
     if (!n || n.visibility === 'remove') return '';
     const html = this.nodeInner(n, ctx);
     if (n.visibility === 'hide' && html && !['code', 'outputs'].includes(n.type)) {
-      return `<details class="hidden-content"><summary>Show content</summary>${html}</details>`;
+      const what = n.kind === 'notebook-code' ? 'code cell' : 'content';
+      return `<details class="hidden-content"><summary>Show ${what}</summary>${html}</details>`;
     }
     return html;
   }
@@ -241,9 +268,9 @@ class PageRenderer {
       case 'mystComment':
         return '';
       case 'span':
-        return `<span${attrs({ class: n.class, id, style: n.style })}>${this.all(n, ctx)}</span>`;
+        return `<span${attrs({ class: n.class, id, style: cssText(n.style) })}>${this.all(n, ctx)}</span>`;
       case 'div':
-        return `<div${attrs({ class: n.class, id, style: n.style })}>${this.all(n, ctx)}</div>`;
+        return `<div${attrs({ class: n.class, id, style: cssText(n.style) })}>${this.all(n, ctx)}</div>`;
       case 'list':
         return this.list(n, ctx);
       case 'listItem': {
@@ -409,7 +436,7 @@ class PageRenderer {
     const body = kids.filter((c) => !captions.includes(c));
     const cap = captions.map((c) => this.node(c, { ...ctx, parent: n })).join('');
     const main = body.map((c) => this.node(c, { ...ctx, parent: n, inFigure: true })).join('');
-    const inner = n.kind === 'table' ? cap + main : main + cap;
+    const inner = n.kind === 'table' || n.kind === 'code' ? cap + main : main + cap;
     return `<figure${attrs({ id, class: cls })}>${inner}</figure>`;
   }
 
@@ -426,10 +453,13 @@ class PageRenderer {
   displayMath(n) {
     const id = n.html_id || n.identifier || undefined;
     const numbered = n.enumerated !== false && n.enumerator;
+    // mystmd numbers the whole block; stop KaTeX numbering align/gather/equation
+    // rows a second time.
+    const value = String(n.value ?? '').replace(/\\(begin|end)\{(align|alignat|gather|equation)\}/g, '\\$1{$2*}');
     const num = numbered
       ? `<span class="eq-number">${id ? `<a href="#${esc(id)}">(${esc(n.enumerator)})</a>` : `(${esc(n.enumerator)})`}</span>`
       : '';
-    return `<div${attrs({ class: 'math-display', id })}><div class="math-body">${this.tex(n.value, true, n)}</div>${num}</div>`;
+    return `<div${attrs({ class: 'math-display', id })}><div class="math-body">${this.tex(value, true, n)}</div>${num}</div>`;
   }
 
   highlight(value, lang) {
@@ -445,10 +475,23 @@ class PageRenderer {
   }
 
   code(n) {
-    const { html, lang } = this.highlight(n.value ?? '', n.lang);
+    let { html, lang } = this.highlight(n.value ?? '', n.lang);
     const id = n.html_id || n.identifier || undefined;
     const file = n.filename ? `<div class="code-filename">${esc(n.filename)}</div>` : '';
-    return `<div${attrs({ class: 'code-block', id })}>${file}<pre class="code"><code class="hljs language-${esc(lang)}">${html}</code></pre></div>`;
+    const emphasize = new Set(n.emphasizeLines ?? []);
+    let preClass = 'code';
+    let style;
+    if (n.showLineNumbers || emphasize.size) {
+      const start = Number(n.startingLineNumber ?? 1);
+      html = splitHighlighted(html)
+        .map((line, i) => `<span class="line${emphasize.has(start + i) ? ' emphasized' : ''}">${line}</span>`)
+        .join('\n');
+      if (n.showLineNumbers) {
+        preClass += ' numbered';
+        if (start !== 1) style = `counter-reset: line ${start - 1}`;
+      }
+    }
+    return `<div${attrs({ class: 'code-block', id })}>${file}<pre${attrs({ class: preClass, style })}><code class="hljs language-${esc(lang)}">${html}</code></pre></div>`;
   }
 
   cell(n, ctx) {
@@ -590,6 +633,10 @@ class PageRenderer {
   }
 
   mimeBundle(data, node, inlineResult) {
+    // ipywidgets cannot run in a static page: show a note, not their repr.
+    if (data['application/vnd.jupyter.widget-view+json']) {
+      return '<div class="widget-placeholder">Interactive widget: run this notebook in Jupyter to use it.</div>';
+    }
     const order = ['text/html', 'image/svg+xml', 'text/latex', 'image/png', 'image/jpeg', 'image/gif', 'text/markdown', 'text/plain'];
     for (const mime of order) {
       const item = data[mime];
@@ -646,10 +693,17 @@ class PageRenderer {
     const titleNode = kids.find((c) => c.type === 'admonitionTitle');
     const label = kind.charAt(0).toUpperCase() + kind.slice(1);
     const num = n.enumerated !== false && n.enumerator ? ` ${esc(n.enumerator)}` : '';
-    const extra = titleNode ? ` (${this.all(titleNode, { ...ctx, tight: true })})` : '';
+    const titleHtml = titleNode ? this.all(titleNode, { ...ctx, tight: true }) : '';
+    // a solution's title already reads "Solution to Exercise 1"
+    const heading = n.type === 'solution' && titleHtml ? titleHtml : `${esc(label)}${num}${titleHtml ? ` (${titleHtml})` : ''}`;
     const body = kids.filter((c) => c !== titleNode).map((c) => this.node(c, { ...ctx, parent: n })).join('');
     const id = n.html_id || n.identifier || undefined;
-    return `<div${attrs({ class: `proof ${kind}`, id })}><p class="proof-title">${esc(label)}${num}${extra}</p>${body}</div>`;
+    const classes = String(n.class ?? '').split(/\s+/).filter(Boolean);
+    const cls = ['proof', kind, ...classes].join(' ');
+    if (classes.includes('dropdown')) {
+      return `<details${attrs({ class: cls, id })}><summary class="proof-title">${heading}</summary>${body}</details>`;
+    }
+    return `<div${attrs({ class: cls, id })}><p class="proof-title">${heading}</p>${body}</div>`;
   }
 
   // ---- citations, references, footnotes
@@ -673,15 +727,18 @@ class PageRenderer {
 
   bibliography() {
     this.bibliographyRendered = true;
+    // A page without citations of its own (e.g. a References chapter) lists
+    // every work cited anywhere in the book, alphabetically.
+    if (!(this.cite.order ?? []).length) return this.referencesHtml(false, allCitations);
     return this.referencesHtml(false);
   }
 
-  referencesHtml(withHeading) {
-    const order = this.cite.order ?? [];
+  referencesHtml(withHeading, cite = this.cite) {
+    const order = cite.order ?? [];
     if (!order.length) return '';
     const items = order
       .map((label) => {
-        const d = this.cite.data[label] ?? {};
+        const d = cite.data[label] ?? {};
         const text = d.html ?? esc(label);
         const link = d.url && !String(d.html ?? '').includes(d.url) ? ` <a class="external" href="${esc(d.url)}">${esc(d.url)}</a>` : '';
         return `<li id="cite-${esc(slugify(label))}">${text}${link}</li>`;
@@ -735,7 +792,7 @@ function sidebar(current, root) {
     })
     .join('');
   return `<nav class="sidebar" aria-label="Book contents">
-<a class="site-title" href="${esc(root)}index.html">${esc(siteTitle)}</a>
+<a class="site-title" href="${esc(root)}index.html"${brand !== siteTitle ? ` title="${esc(siteTitle)}"` : ''}>${esc(brand)}</a>
 <ul class="nav-list">${items}</ul>
 </nav>`;
 }
@@ -796,11 +853,23 @@ function copyAssets() {
   fs.writeFileSync(path.join(OUT, '.nojekyll'), '');
 }
 
+const pageData = new Map(pages.map((p) => [p.slug, p.slug === indexSlug ? indexData : loadPage(p.slug)]));
+
+// Every work cited anywhere in the book, sorted by its formatted entry.
+const allCitations = { order: [], data: {} };
+for (const data of pageData.values()) {
+  for (const [label, entry] of Object.entries(data?.references?.cite?.data ?? {})) {
+    if (!allCitations.data[label]) allCitations.data[label] = entry;
+  }
+}
+const sortKey = (label) => String(allCitations.data[label].html ?? label).replace(/<[^>]*>/g, '').toLowerCase();
+allCitations.order = Object.keys(allCitations.data).sort((a, b) => sortKey(a).localeCompare(sortKey(b)));
+
 fs.mkdirSync(OUT, { recursive: true });
 copyAssets();
 let written = 0;
 for (const [i, entry] of pages.entries()) {
-  const data = entry.slug === indexSlug ? indexData : loadPage(entry.slug);
+  const data = pageData.get(entry.slug);
   if (!data) continue;
   const r = new PageRenderer(entry, data);
   const { title, html } = r.render();

@@ -8,10 +8,11 @@
 #   --execute  (default, used by `make book`) run every notebook page on a
 #              Jupyter server owned by this script, render _build/html/ and
 #              fail on any error or warning. Log: _build/book.log
-#   --check    (used by the test suite; fast) parse and resolve the book
-#              without executing or rendering: `jupyter-book build --site
-#              --strict`, failing on any error or warning.
-#              Log: _build/book-check.log
+#   --check    (used by the test suite; fast, no notebook execution) parse
+#              and resolve the book with `jupyter-book build --site --strict`,
+#              then run the HTML renderer on the result in a scratch folder
+#              (skipped if _theme/node_modules is missing); fail on any error
+#              or warning. _build/html is left alone. Log: _build/book-check.log
 #
 # Environment:
 #   STRDIFF_PROFILE  passed to the notebook kernels (default here: tiny)
@@ -68,6 +69,19 @@ if [ "$MODE" = check ]; then
   set +e
   jupyter-book build --site --strict 2>&1 | tee "$LOG"
   rc=${PIPESTATUS[0]}
+  # Also run the HTML renderer on the (unexecuted) content, into a scratch
+  # folder, so unsupported markup and KaTeX errors are caught; its warnings
+  # go to stderr, which is appended to the log.
+  if [ "$rc" -eq 0 ] && [ -f _theme/node_modules/katex/package.json ]; then
+    scratch="$(mktemp -d "${TMPDIR:-/tmp}/strdiff-book-check.XXXXXX")"
+    BUILD_DIRECTORY="$scratch/html" RENDER_SITE_DIR="$ROOT/_build/site" \
+      node _theme/render.mjs 2>&1 >/dev/null | tee -a "$LOG"
+    render_rc=${PIPESTATUS[0]}
+    rm -rf -- "$scratch"
+    [ "$render_rc" -eq 0 ] || rc=$render_rc
+  elif [ "$rc" -eq 0 ]; then
+    echo "build_book.sh: note: _theme/node_modules is missing, so the HTML renderer was not checked"
+  fi
   set -e
   check_log "$LOG" || exit 1
   if [ "$rc" -ne 0 ]; then
@@ -129,14 +143,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "build_book.sh: starting a Jupyter server on 127.0.0.1:$PORT (STRDIFF_PROFILE=$STRDIFF_PROFILE)"
-python -m jupyter_server \
+# The token goes through the environment, not the command line (ps shows that).
+JUPYTER_TOKEN="$TOKEN" python -m jupyter_server \
   --ServerApp.root_dir="$ROOT" \
   --ServerApp.ip=127.0.0.1 \
   --ServerApp.port="$PORT" \
   --ServerApp.port_retries=0 \
   --ServerApp.open_browser=False \
   --ServerApp.allow_root=True \
-  --IdentityProvider.token="$TOKEN" \
   </dev/null >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 

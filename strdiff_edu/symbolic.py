@@ -307,13 +307,14 @@ def l1_objective(predicted, target) -> sp.Expr:
 
 
 # ----------------------------------------------------------------------------- lambdify helpers
-def lambdify(expr, args: Sequence[sp.Symbol]) -> Callable:
+def lambdify(expr, args: Sequence[sp.Symbol], modules="numpy") -> Callable:
     """Turn a SymPy expression into a function of NumPy arrays or torch tensors.
 
     The generated code uses only arithmetic and ``exp``/``sqrt`` from NumPy, so passing
     torch tensors works for the rational expressions of Eqs. 4, 10, 11 (A, B, C are inputs).
+    ``modules="mpmath"`` gives an arbitrary-precision scalar function instead.
     """
-    return sp.lambdify(tuple(args), expr, modules="numpy")
+    return sp.lambdify(tuple(args), expr, modules=modules)
 
 
 def eq4_function() -> Callable:
@@ -328,14 +329,26 @@ def eq4_variance_function() -> Callable:
     return lambdify(derive_eq4().variance, (lam, A, C))
 
 
-def eq11_function(gray_weights: Sequence[float]) -> Callable:
-    """f(y_t[3], y0[3], mu[3], x_prev, mu_x, A, C, omega) -> tuple of 3 channels, from solve()."""
+def eq11_function(gray_weights: Sequence[float], digits: int = 0) -> Callable:
+    """f(y_t[3], y0[3], mu[3], x_prev, mu_x, A, C, omega) -> tuple of 3 channels, from solve().
+
+    The raw ``solve()`` output suffers from cancellation when 1 - A^2 and 1 - C^2 are tiny
+    (the first steps of the cosine schedule: 1 - A^2 ~ 3e-4 at t = 1 for T = 100), so in float64
+    it is only good to ~1e-8 there. ``digits > 0`` evaluates it with mpmath at that many
+    significant digits instead (scalar inputs, returns floats).
+    """
     d = derive_eq11([sp.nsimplify(w) for w in gray_weights])
     s = d.symbols
     args = (*s["y_t"], *s["y_0"], *s["mu"], x_prev, mu_x, A, C, omega)
-    funcs = [lambdify(expr, args) for expr in d.solution]
+    funcs = [lambdify(expr, args, modules="mpmath" if digits else "numpy") for expr in d.solution]
 
     def f(y_t3, y03, mu3, xp, mx, a, c, w):
         flat = (*y_t3, *y03, *mu3, xp, mx, a, c, w)
-        return tuple(fn(*flat) for fn in funcs)
+        if not digits:
+            return tuple(fn(*flat) for fn in funcs)
+        import mpmath
+
+        with mpmath.workdps(digits):
+            flat = [mpmath.mpf(float(v)) for v in flat]
+            return tuple(float(fn(*flat)) for fn in funcs)
     return f

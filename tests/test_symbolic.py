@@ -186,3 +186,22 @@ def test_training_gap_numerically():
         tp = float(sde.thetas[t]) * sde.dt
         predicted = -tp ** 2 * (y_t - mu) / 2
         assert torch.allclose(gap, predicted, atol=5 * tp ** 3)
+
+
+def test_library_eq11_against_high_precision_sympy_on_the_cosine_schedule():
+    """At t = 1..3 of the cosine schedule the raw solve() output is ill-conditioned in float64;
+    a 40-digit evaluation of it is the reference there."""
+    f = S.eq11_function(RGB_TO_GRAY, digits=40)
+    rng = np.random.default_rng(11)
+    for T in (100, 400):
+        sde = MeanRevertingSDE(T=T)
+        y_t, y0, mu = (torch.tensor(rng.random((1, 3, 1, 2))) for _ in range(3))
+        x_prev, mu_x = (torch.tensor(rng.random((1, 1, 1, 2))) for _ in range(2))
+        for t in (1, 2, 3, T // 2, T):
+            _, _, c = abc(sde, t)
+            a = math.exp(-float(sde.thetas[t]) * sde.dt)
+            got = sde.structure_guided_reverse_state(y_t, y0, mu, x_prev, mu_x, t, structure_weight=1.3)
+            for j in range(2):
+                want = f(y_t[0, :, 0, j].tolist(), y0[0, :, 0, j].tolist(), mu[0, :, 0, j].tolist(),
+                         x_prev[0, 0, 0, j].item(), mu_x[0, 0, 0, j].item(), a, c, 1.3)
+                assert np.allclose(got[0, :, 0, j].numpy(), want, atol=1e-10, rtol=0)
