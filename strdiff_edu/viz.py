@@ -57,3 +57,25 @@ def show_images(images: Sequence[torch.Tensor], titles: Optional[Sequence[str]] 
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def save_grid(rows: Sequence[Sequence[torch.Tensor]], path, scale: int = 2) -> None:
+    """Save a grid of (C, H, W) images in [0, 1] (one list per row) as a PNG with Pillow."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    tiles = [[to_image(x) for x in row] for row in rows]
+    h, w = tiles[0][0].shape[:2]
+    ncols = max(len(r) for r in tiles)
+    canvas = np.ones(((h + 2) * len(tiles), (w + 2) * ncols, 3), dtype=np.float32)
+    for i, row in enumerate(tiles):
+        for j, tile in enumerate(row):
+            tile = np.repeat(tile[..., None], 3, axis=2) if tile.ndim == 2 else tile
+            canvas[i * (h + 2) + 1:i * (h + 2) + 1 + h, j * (w + 2) + 1:j * (w + 2) + 1 + w] = tile
+    img = Image.fromarray((canvas * 255).round().astype(np.uint8))
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)

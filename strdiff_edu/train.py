@@ -1,0 +1,546 @@
+"""One training loop for StrDiffusion's four networks (``strdiff train --stage ...``).
+
+Stages (the official order is structure, texture, discriminator; they are independent):
+
+* ``structure``      — structure noise network on the gray -> masked-edge SDE, target Eq. 10;
+* ``texture``        — SPADE-guided texture network, target Eq. 4 (or Eq. 11), guided by the
+  oracle structure x*_{t-1} (official) or by the trained structure network's step (option);
+* ``texture-irsde``  — the IR-SDE baseline: the same U-Net without structure, target Eq. 4;
+* ``discriminator``  — time-conditioned discriminator on analytic ideal states (no network).
+
+What the loop guarantees: every batch, mask, time step and noise draw is a pure function of
+(seed, step, rank), so ``--resume`` continues *exactly* where an interrupted run stopped;
+checkpoints are written atomically every ``checkpoint_every`` steps and on exit / SIGTERM /
+Ctrl-C; the EMA weights are the ones exported and used for samples; the metrics go to
+``metrics.csv`` and ``loss.png``; ``torchrun`` gives DDP (NCCL on GPUs, gloo on CPUs).
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import checkpoint as ckpt_io
+from .losses import discriminator_loss, ideal_target, reverse_matching_loss
+from .profiles import Profile, get_profile
+from .sde import MeanRevertingSDE
+
+STAGES = ("structure", "texture", "texture-irsde", "discriminator")
+NETWORK_OF_STAGE = {"structure": "structure", "texture": "texture",
+                    "texture-irsde": "texture-irsde", "discriminator": "discriminator"}
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run; each field is a ``strdiff train --<field>`` flag."""
+
+    stage: str = "structure"
+    preset: Optional[str] = None          # None: $STRDIFF_PROFILE
+    data: str = "embedded"                # "embedded" or a folder of images
+    out: str = ""                         # run folder; default runs/<stage>-<preset>
+    steps: int = 200
+    batch_size: int = 0                   # 0: the profile's batch size
+    lr: float = 1e-4
+    lr_milestones: Tuple[float, ...] = (0.25, 0.5, 0.75)   # fractions of `steps` (official: 2M/4M/6M of 8M)
+    lr_gamma: float = 0.5
+    ema_decay: float = 0.995
+    ema_every: int = 10
+    grad_clip: float = 0.0                # 0: off (official: off)
+    hole_weight: float = 10.0             # official: the hole counts 10x in the L1 loss
+    target: str = "eq4"                   # "eq4" (official) or "eq11" (Part II)
+    structure_weight: float = -1.0        # omega of Eq. 11; < 0: the derived default
+    structure_source: str = "oracle"      # texture stage: "oracle" x*_{t-1} (official) or "network"
+    structure_checkpoint: str = ""        # folder or file of the trained structure network
+    t_min: int = 2                        # official: t ~ U{2..T}; 1 also trains the last step
+    triplet_weight: float = 1.0           # discriminator: the paper's balance parameter (official 1)
+    pairing: str = "gray2edge"
+    edge_source: str = "known"            # terminal edges from known pixels (default) or "full" (official)
+    bins: str = "paper"                   # mask-ratio bins drawn in training
+    seed: int = 0
+    checkpoint_every: int = 100
+    sample_every: int = 0                 # 0: only at the end
+    log_every: int = 10
+    bf16: bool = True                     # autocast to bfloat16 on CUDA (ignored on CPU)
+    device: str = ""                      # "": pick CUDA when present
+    progress: bool = True
+
+    def resolved_out(self, prof: Profile) -> Path:
+        return Path(self.out or f"runs/{self.stage}-{prof.name}")
+
+
+# ----------------------------------------------------------------------------- networks
+def build_network(network: str, prof: Profile, model_overrides: Optional[Dict[str, Any]] = None):
+    """(module, config dict) for ``network`` in the profile's preset."""
+    from . import models
+
+    cfg = models.model_config(prof.name, network)
+    if model_overrides:
+        cfg = dataclasses.replace(cfg, **model_overrides)
+    return models.build(network, cfg), cfg.to_dict()
+
+
+def network_from_dict(network: str, cfg: Dict[str, Any]):
+    from . import models
+
+    return models.build(network, models.config_from_dict(network, cfg))
+
+
+def checkpoint_config(network: str, model_cfg: Dict[str, Any], sde: MeanRevertingSDE, prof: Profile,
+                      cfg: TrainConfig) -> Dict[str, Any]:
+    """What a checkpoint must agree with to be loaded: the SDE, the widths, image size, structure."""
+    return {
+        "network": network,
+        "preset": prof.name,
+        "image_size": prof.image_size,
+        "sde": sde.config(),
+        "model": model_cfg,
+        "structure": {"pairing": cfg.pairing, "edge_source": cfg.edge_source},
+    }
+
+
+def load_network(source, network: str, device="cpu", expect: Optional[Dict[str, Any]] = None,
+                 use_ema: bool = True):
+    """Load a trained network from a checkpoint file or a checkpoint folder (``weights/cpu``).
+
+    Returns ``(module in eval mode, checkpoint config)``. ``expect`` (e.g. ``{"sde": sde.config()}``)
+    must match the checkpoint's config, or a :class:`~strdiff_edu.checkpoint.CheckpointError`
+    names the mismatch.
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = ckpt_io.network_path(path, network)
+    ck = ckpt_io.load_checkpoint(path, expect=expect, network=network)
+    net = network_from_dict(network, ck["config"]["model"])
+    state = ck.get("ema") if use_ema and ck.get("ema") is not None else ck["model"]
+    net.load_state_dict(state)
+    return net.to(device).eval(), ck["config"]
+
+
+# ----------------------------------------------------------------------------- data
+class BatchSource:
+    """Deterministic batches: images, masks and structure pairs as pure functions of
+    (seed, step, rank). Augmentation as the official loaders: flips and 90-degree transposes."""
+
+    def __init__(self, prof: Profile, cfg: TrainConfig):
+        from . import data, masks
+
+        self.prof, self.cfg = prof, cfg
+        size = prof.image_size
+        if cfg.data == "embedded":
+            self.images = data.EmbeddedDataset("train", size=size, crops_per_scene=prof.train_crops)
+        else:
+            self.images = data.ImageFolder(cfg.data, size=size)
+        if len(self.images) == 0:
+            raise ValueError(f"no training images found in {cfg.data!r}")
+        self.bins = masks.parse_bins(cfg.bins)
+        self._masks = masks
+
+    def batch(self, step: int, batch_size: int, rank: int = 0) -> Dict[str, torch.Tensor]:
+        from .structure import structure_pair
+
+        rng = np.random.default_rng([self.cfg.seed, step, rank, 7])
+        idx = rng.integers(0, len(self.images), batch_size)
+        imgs, known = [], []
+        for i in idx:
+            img = self.images[int(i)]
+            if rng.random() < 0.5:
+                img = img.flip(-1)
+            if rng.random() < 0.5:
+                img = img.flip(-2)
+            if rng.random() < 0.5:
+                img = img.transpose(-1, -2)
+            imgs.append(img)
+            b = self.bins[int(rng.integers(0, len(self.bins)))]
+            hole = self._masks.free_form_mask(self.prof.image_size, b, rng)
+            known.append(self._masks.to_known(hole))
+        image = torch.stack(imgs).float()
+        known = torch.stack(known).float().reshape(batch_size, 1, *image.shape[-2:])
+        pair = structure_pair(image, known, self.cfg.pairing, sigma=self.prof.canny_sigma_train,
+                              edge_source=self.cfg.edge_source)
+        return {"image": image, "known": known, "x0": pair.initial, "mu_x": pair.terminal_mean}
+
+
+def _step_generator(seed: int, step: int, rank: int, device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(int(np.random.default_rng([seed, step, rank, 11]).integers(0, 2 ** 62)))
+    return g
+
+
+# ----------------------------------------------------------------------------- one step per stage
+class StageLoss:
+    """Computes one stage's loss on a batch (shared by training, the book and the tests)."""
+
+    def __init__(self, stage: str, sde: MeanRevertingSDE, cfg: TrainConfig,
+                 structure_net: Optional[nn.Module] = None):
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+        if not 1 <= cfg.t_min <= sde.T:
+            raise ValueError(f"t_min must lie in 1..T={sde.T}, got {cfg.t_min}")
+        if stage == "texture" and cfg.structure_source == "network" and structure_net is None:
+            raise ValueError("structure_source='network' needs the trained structure network "
+                             "(--structure-checkpoint weights/<preset>)")
+        self.stage, self.sde, self.cfg, self.structure_net = stage, sde, cfg, structure_net
+
+    def sample_t(self, batch_size: int, gen: torch.Generator, device) -> torch.Tensor:
+        return torch.randint(self.cfg.t_min, self.sde.T + 1, (batch_size,), generator=gen, device=device)
+
+    def structure_guide(self, b, t, gen):
+        """(x_t, x_{t-1} fed to the texture network): the oracle Eq. 10 state or the network's step."""
+        sde = self.sde
+        x_t = sde.sample_marginal(b["x0"], b["mu_x"], t, generator=gen)
+        if self.cfg.structure_source == "network":
+            with torch.no_grad():
+                noise = self.structure_net(x_t, b["mu_x"], t)
+                x_prev = sde.reverse_step(x_t, noise.float(), b["mu_x"], t, generator=gen)
+        else:
+            x_prev = sde.ideal_reverse_state(x_t, b["x0"], b["mu_x"], t)
+        return x_t, x_prev
+
+    def __call__(self, model: nn.Module, b: Dict[str, torch.Tensor], gen: torch.Generator):
+        sde, cfg = self.sde, self.cfg
+        image, known = b["image"], b["known"]
+        t = self.sample_t(image.shape[0], gen, image.device)
+        if self.stage == "structure":
+            x_t = sde.sample_marginal(b["x0"], b["mu_x"], t, generator=gen)
+            noise = model(x_t, b["mu_x"], t)
+            ideal = sde.ideal_reverse_state(x_t, b["x0"], b["mu_x"], t)      # Eq. 10
+            loss = reverse_matching_loss(sde, noise, x_t, b["mu_x"], t, ideal, known, cfg.hole_weight)
+            return loss, {"loss": loss.detach()}
+        mu = image * known
+        y_t = sde.sample_marginal(image, mu, t, generator=gen)
+        if self.stage == "texture-irsde":
+            noise = model(y_t, mu, t)
+            ideal = sde.ideal_reverse_state(y_t, image, mu, t)
+            loss = reverse_matching_loss(sde, noise, y_t, mu, t, ideal, known, cfg.hole_weight)
+            return loss, {"loss": loss.detach()}
+        x_t, x_prev = self.structure_guide(b, t, gen)
+        if self.stage == "texture":
+            noise = model(y_t, mu, t, x_prev)
+            weight = cfg.structure_weight if cfg.structure_weight >= 0 else None
+            kw = {} if weight is None else {"structure_weight": weight}
+            ideal = ideal_target(sde, y_t, image, mu, t, cfg.target, x_prev, b["mu_x"], **kw)
+            loss = reverse_matching_loss(sde, noise, y_t, mu, t, ideal, known, cfg.hole_weight)
+            return loss, {"loss": loss.detach()}
+        # discriminator: real = (y*_{t-1}, x*_{t-1}), fake = (y_t, x*_{t-1}), anchor = known part denoised
+        y_prev = sde.ideal_reverse_state(y_t, image, mu, t)
+        anchor = known * y_prev + (1 - known) * y_t
+        d_real, d_fake, d_anchor = (model(y, x_prev, t) for y in (y_prev, y_t, anchor))
+        loss, parts = discriminator_loss(d_real, d_fake, d_anchor, triplet_weight=cfg.triplet_weight)
+        return loss, {"loss": loss.detach(), **parts,
+                      "d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
+
+
+# ----------------------------------------------------------------------------- EMA
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, for parameters; buffers are copied."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+# ----------------------------------------------------------------------------- the loop
+class _Stop:
+    """Turns SIGTERM into a graceful stop (checkpoint, then exit) instead of a lost run."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not in the main thread (e.g. a notebook worker): no handler
+            self._old = None
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+        return False
+
+
+def _dist_info():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return world, rank
+
+
+def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict[str, Any]] = None,
+          batch_source: Optional[BatchSource] = None) -> Dict[str, Any]:
+    """Run (or resume) one training stage; returns a summary dict (also written to summary.json)."""
+    from .device import pick_device
+
+    prof = get_profile(cfg.preset)
+    if cfg.stage not in STAGES:
+        raise ValueError(f"unknown stage {cfg.stage!r}; choose one of {', '.join(STAGES)}")
+    world, rank = _dist_info()
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    device = pick_device(cfg.device or None, verbose=rank == 0)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    out = cfg.resolved_out(prof)
+    is_main = rank == 0
+    sde = prof.sde.build()
+    network = NETWORK_OF_STAGE[cfg.stage]
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model, model_cfg = build_network(network, prof, model_overrides)
+    model.to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    betas = (0.5, 0.99) if cfg.stage == "discriminator" else (0.9, 0.99)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas)
+    milestones = [] if cfg.stage == "discriminator" else sorted({max(1, int(f * cfg.steps)) for f in cfg.lr_milestones})
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
+    ck_config = checkpoint_config(network, model_cfg, sde, prof, cfg)
+    train_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+    structure_net = None
+    if cfg.stage == "texture" and cfg.structure_source == "network":
+        if not cfg.structure_checkpoint:
+            raise ValueError("--structure-source network needs --structure-checkpoint")
+        structure_net, _ = load_network(cfg.structure_checkpoint, "structure", device,
+                                        expect={"sde": sde.config(), "image_size": prof.image_size})
+    loss_fn = StageLoss(cfg.stage, sde, cfg, structure_net)
+
+    start, history = 0, []
+    last = out / "last.pt"
+    if resume and last.exists():
+        ck = ckpt_io.load_checkpoint(last, map_location=device, expect=ck_config, network=network)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start, history = int(ck["step"]), list(ck.get("history", []))
+        if is_main:
+            print(f"resuming {cfg.stage} from step {start} ({last})")
+    elif resume and is_main:
+        print(f"no checkpoint at {last}; starting from scratch")
+
+    ddp_model = model
+    if world > 1:
+        ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    source = batch_source or BatchSource(prof, cfg)
+    batch_size = cfg.batch_size or prof.batch_size
+    use_bf16 = cfg.bf16 and device.type == "cuda"
+
+    def save(step):
+        if not is_main:
+            return
+        ckpt_io.save_checkpoint(last, {
+            "network": network, "config": ck_config, "train": train_dict, "step": step,
+            "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "history": history,
+        })
+
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.stage}",
+               disable=not (cfg.progress and is_main), mininterval=1.0)
+    t0 = time.perf_counter()
+    done = start  # steps completed (and reflected in model / optimiser state)
+    with _Stop() as stop:
+        try:
+            for step in bar:
+                b = {k: v.to(device) for k, v in source.batch(step, batch_size, rank).items()}
+                gen = _step_generator(cfg.seed, step, rank, device)
+                ddp_model.train()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    loss, metrics = loss_fn(ddp_model, b, gen)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower --lr or "
+                                             "set --grad-clip")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                sched.step()
+                done = step + 1
+                if done % cfg.ema_every == 0:
+                    ema_update(ema, model, ema_decay_at(cfg, done))
+                row = {"step": done, "lr": sched.get_last_lr()[0], **{k: float(v) for k, v in metrics.items()}}
+                history.append(row)
+                if is_main and (done % cfg.log_every == 0 or done == cfg.steps):
+                    bar.set_postfix(loss=f"{row['loss']:.4f}")
+                if done % cfg.checkpoint_every == 0:
+                    save(done)
+                if cfg.sample_every and done % cfg.sample_every == 0 and is_main:
+                    write_samples(out / "samples" / f"step_{done:06d}.png", cfg.stage, ema, sde, source, device)
+                if stop.requested:
+                    if is_main:
+                        print(f"SIGTERM: checkpoint at step {done} written to {last}; continue with --resume")
+                    break
+        except KeyboardInterrupt:
+            save(done)
+            if is_main:
+                print(f"interrupted: checkpoint at step {done} written to {last}; continue with --resume")
+            raise
+        finally:
+            bar.close()
+    step = done
+    save(step)
+    wall = time.perf_counter() - t0
+    summary = {"stage": cfg.stage, "preset": prof.name, "steps": step, "wall_s": round(wall, 2),
+               "final_loss": float(np.mean([r["loss"] for r in history[-10:]])) if history else None,
+               "device": str(device), "world_size": world, "out": str(out)}
+    if world > 1:
+        summary["ddp_consistent"] = _ranks_agree(model)
+    if is_main:
+        write_metrics(out, history)
+        if step == cfg.steps and cfg.stage != "discriminator":
+            write_samples(out / "samples" / "final.png", cfg.stage, ema, sde, source, device)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if world > 1:
+        torch.distributed.barrier()
+    return summary
+
+
+def ema_decay_at(cfg: TrainConfig, step: int) -> float:
+    """EMA decay with a warm-up: min(decay, (1 + n) / (10 + n)) after n updates, so that short
+    runs (the book's tiny trainings) do not keep mostly the initial weights."""
+    n = step // cfg.ema_every
+    return min(cfg.ema_decay, (1 + n) / (10 + n))
+
+
+def _ranks_agree(model: nn.Module) -> bool:
+    flat = torch.cat([p.detach().flatten().float() for p in model.parameters()])
+    digest = torch.stack([flat.sum(), (flat * flat).sum()])
+    gathered = [torch.zeros_like(digest) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(gathered, digest)
+    return all(torch.allclose(g, gathered[0]) for g in gathered)
+
+
+# ----------------------------------------------------------------------------- outputs
+def write_metrics(out: Path, history) -> None:
+    """metrics.csv (one row per step) and loss.png."""
+    if not history:
+        return
+    keys = sorted({k for r in history for k in r}, key=lambda k: (k != "step", k))
+    tmp = out / "metrics.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    os.replace(tmp, out / "metrics.csv")
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in history]
+    loss = np.array([r["loss"] for r in history])
+    k = max(1, len(loss) // 50)
+    smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(steps, loss, alpha=0.3, label="loss")
+    ax.plot(steps[k - 1:], smooth, label=f"mean of {k}")
+    ax.set(xlabel="step", ylabel="loss", yscale="log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=100)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def write_samples(path: Path, stage: str, model: nn.Module, sde: MeanRevertingSDE, source: BatchSource,
+                  device) -> None:
+    """A grid: rows = a few t; columns = x_t, the network's x_{t-1}, the ideal x*_{t-1}."""
+    if stage == "discriminator":
+        return
+    from .viz import save_grid
+
+    b = {k: v[:1].to(device) for k, v in source.batch(10 ** 9, 1).items()}
+    gen = _step_generator(0, 10 ** 9, 0, device)
+    rows = []
+    for frac in (0.25, 0.5, 0.75, 1.0):
+        t = torch.tensor([max(1, int(frac * sde.T))], device=device)
+        if stage == "structure":
+            x0, mu = b["x0"], b["mu_x"]
+            x_t = sde.sample_marginal(x0, mu, t, generator=gen)
+            noise = model(x_t, mu, t)
+        else:
+            x0, mu = b["image"], b["image"] * b["known"]
+            x_t = sde.sample_marginal(x0, mu, t, generator=gen)
+            if stage == "texture":
+                xs_t = sde.sample_marginal(b["x0"], b["mu_x"], t, generator=gen)
+                noise = model(x_t, mu, t, sde.ideal_reverse_state(xs_t, b["x0"], b["mu_x"], t))
+            else:
+                noise = model(x_t, mu, t)
+        pred = sde.reverse_step(x_t, noise.float(), mu, t, stochastic=False)
+        rows.append([x_t[0], pred[0], sde.ideal_reverse_state(x_t, x0, mu, t)[0]])
+    save_grid(rows, path)
+
+
+def export_weights(run_dir, folder, network: str, extra: Optional[Dict[str, Any]] = None) -> Path:
+    """Copy a run's EMA weights (and config) into a checkpoint folder and update manifest.json."""
+    run_dir, folder = Path(run_dir), Path(folder)
+    ck = ckpt_io.load_checkpoint(run_dir / "last.pt", network=network)
+    path = ckpt_io.network_path(folder, network)
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    ckpt_io.save_checkpoint(path, {"network": network, "config": ck["config"], "model": ck["ema"],
+                                   "step": ck["step"], "train": ck.get("train", {})})
+    manifest_path = folder / "manifest.json"
+    entries = {}
+    if manifest_path.exists():
+        old = json.loads(manifest_path.read_text())
+        entries = {k: {kk: vv for kk, vv in v.items() if kk not in ("file", "sha256")} for k, v in old.items()
+                   if ckpt_io.network_path(folder, k).exists()}
+    entries[network] = {"config": ck["config"], "steps": ck["step"], "wall_s": summary.get("wall_s"),
+                        "final_loss": summary.get("final_loss"), **(extra or {})}
+    ckpt_io.write_manifest(folder, entries)
+    return path
+
+
+# ----------------------------------------------------------------------------- CLI glue
+def add_train_args(parser) -> None:
+    """Add one flag per TrainConfig field (``--batch-size``, ``--t-min``, ``--no-bf16`` ...)."""
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, dest=f.name, action=argparse_bool(), default=None,
+                                help=f"(default {default})")
+        elif f.name == "lr_milestones":
+            parser.add_argument(flag, dest=f.name, type=lambda s: tuple(float(v) for v in s.split(",")),
+                                default=None, help="comma-separated fractions of --steps (default 0.25,0.5,0.75)")
+        else:
+            typ = {"int": int, "float": float, "str": str, "Optional[str]": str}.get(str(f.type), str)
+            choices = {"stage": STAGES, "target": ("eq4", "eq11"), "structure_source": ("oracle", "network"),
+                       "edge_source": ("known", "full")}.get(f.name)
+            parser.add_argument(flag, dest=f.name, type=typ, default=None, choices=choices,
+                                help=f"(default {default!r})")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    parser.add_argument("--export", default="", help="after training, copy the EMA weights into this "
+                        "checkpoint folder (e.g. weights/cpu) and update its manifest")
+
+
+def argparse_bool():
+    import argparse
+
+    return argparse.BooleanOptionalAction
+
+
+def config_from_args(args) -> TrainConfig:
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    return TrainConfig(**given)
