@@ -3,6 +3,9 @@
     strdiff info                      # version, active profile, device
     strdiff schedule --preset paper   # the SDE's schedule table (Delta, exp(-theta_bar), sigma_bar)
     strdiff book                      # execute the notebooks and render the book offline
+    strdiff data info                 # the embedded dataset: scenes, split, sizes, credits
+    strdiff data masks --out masks/   # free-form masks per hole-ratio bin (PNG, white = hole)
+    strdiff data prepare places2 ...  # real datasets (data_scripts/prepare.py)
 
 Every profile field can be overridden (``--T 400 --max-sigma 0.2 --image-size 64`` ...);
 ``--preset`` wins over ``$STRDIFF_PROFILE``.
@@ -73,6 +76,49 @@ def cmd_book(args) -> int:
     return subprocess.call([str(script), "--check" if args.check else "--execute"], env=env)
 
 
+def cmd_data(args) -> int:
+    from . import data as D
+    from . import masks as M
+
+    prof = get_profile(args.preset)
+    if args.data_command == "info":
+        size = args.size or prof.image_size
+        tr, ev = D.default_split()
+        print(f"embedded dataset at {size} px (profile {prof.name}): "
+              f"{len(tr)} training scenes x {prof.train_crops} crops = {len(tr) * prof.train_crops} "
+              f"training images; {len(ev)} eval scenes, {len(D.FROZEN_EVAL_CROPS)} frozen eval images")
+        print("train scenes:", ", ".join("+".join(g) for g in tr))
+        print("eval scenes: ", ", ".join("+".join(g) for g in ev))
+        print()
+        print(D.credits_table())
+        return 0
+    if args.data_command == "masks":
+        from tqdm.auto import tqdm
+
+        size = args.size or prof.image_size
+        bins = M.parse_bins(args.bins)
+        out = Path(args.out)
+        entries = D.read_manifest(out)
+        for b in bins:
+            holes = M.masks_for_bin(size, b, args.per_bin, seed=args.seed, progress=True)
+            for i, hole in enumerate(tqdm(holes, desc=f"write {M.bin_name(b)}", leave=False)):
+                rel = f"{M.bin_name(b)}/{i:05d}.png"
+                M.save_mask(hole, out / rel)
+                entries[rel] = D.sha256_file(out / rel)
+            r = holes.reshape(len(holes), -1).mean(1)
+            print(f"bin {M.bin_name(b)} %: {len(holes)} masks, hole ratio mean {r.mean():.3f} "
+                  f"(min {r.min():.3f}, max {r.max():.3f})")
+        D.write_manifest(out, entries)
+        print(f"masks written to {out} (white = hole), manifest {out / D.MANIFEST}")
+        return 0
+    script = REPO_ROOT / "data_scripts" / "prepare.py"
+    if not script.exists():
+        print(f"error: {script} not found; `strdiff data prepare` needs a source checkout",
+              file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(script), *args.rest])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strdiff", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"strdiff_edu {__version__}")
@@ -91,6 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="profile the notebooks run with (default: $STRDIFF_PROFILE, else tiny)")
     p.add_argument("--check", action="store_true", help="only validate the book (no execution)")
     p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("data", help="embedded data, mask sets and real-dataset preparation")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    q = dsub.add_parser("info", help="the embedded dataset's scenes, split, sizes and credits")
+    q.add_argument("--preset", choices=list(PRESETS), default=None)
+    q.add_argument("--size", type=int, default=None, help="image side (default: the profile's)")
+    q.set_defaults(func=cmd_data)
+    q = dsub.add_parser("masks", help="write seeded free-form masks per hole-ratio bin")
+    q.add_argument("--preset", choices=list(PRESETS), default=None)
+    q.add_argument("--out", required=True, help="output folder (one sub-folder per bin)")
+    q.add_argument("--bins", default="paper", help="'paper', 'nvidia' or percent ranges like '10-20,40-50'")
+    q.add_argument("--per-bin", type=int, default=100, help="masks per bin (default 100)")
+    q.add_argument("--size", type=int, default=None, help="mask side (default: the profile's image size)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_data)
+    q = dsub.add_parser("prepare", help="prepare Paris StreetView, CelebA, Places2, NVIDIA masks or a folder "
+                        "(arguments go to data_scripts/prepare.py; try `strdiff data prepare list`)",
+                        add_help=False)
+    q.add_argument("rest", nargs=argparse.REMAINDER)
+    q.set_defaults(func=cmd_data, preset=None)
     return parser
 
 

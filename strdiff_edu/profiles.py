@@ -50,18 +50,28 @@ class Profile:
     batch_size: int
     seed: int = 0
     sde: SDEConfig = field(default_factory=SDEConfig)
+    # Data, structure and masks (Part III). Canny's sigma is in pixels of the profile's images:
+    # the official 2 (test) / 3 (training) at 256 px would erase most edges of 32-64 px crops.
+    canny_sigma: float = 2.0          # structure maps at evaluation / inference
+    canny_sigma_train: float = 3.0    # structure maps in training
+    train_crops: int = 16             # seeded crops per training scene of the embedded data
+    mask_samples: int = 64            # masks per bin for mask statistics
 
 
 PRESETS = {
     "tiny": Profile("tiny", image_size=32, n_paths=4000, sim_steps=200, batch_size=4,
-                    sde=SDEConfig(T=100)),
+                    sde=SDEConfig(T=100), canny_sigma=1.0, canny_sigma_train=1.0,
+                    train_crops=8, mask_samples=48),
     "cpu": Profile("cpu", image_size=64, n_paths=20000, sim_steps=1000, batch_size=8,
-                   sde=SDEConfig(T=100)),
+                   sde=SDEConfig(T=100), canny_sigma=1.0, canny_sigma_train=1.5,
+                   train_crops=32, mask_samples=200),
     "gpu": Profile("gpu", image_size=128, n_paths=200000, sim_steps=2000, batch_size=16,
-                   sde=SDEConfig(T=100)),
-    # Places2 training in the official code: T=400, 256x256 crops.
+                   sde=SDEConfig(T=100), canny_sigma=1.5, canny_sigma_train=2.25,
+                   train_crops=128, mask_samples=1000),
+    # Places2 training in the official code: T=400, 256x256 crops, Canny sigma 3 (train) / 2 (test).
     "paper": Profile("paper", image_size=256, n_paths=200000, sim_steps=4000, batch_size=8,
-                     sde=SDEConfig(T=400)),
+                     sde=SDEConfig(T=400), canny_sigma=2.0, canny_sigma_train=3.0,
+                     train_crops=256, mask_samples=2000),
 }
 
 
