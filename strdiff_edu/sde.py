@@ -27,7 +27,7 @@ TimeIndex = Union[int, torch.Tensor]
 
 SCHEDULES = ("cosine", "linear", "constant")
 
-# ITU-R 601 luma weights as used by scikit-image's rgb2gray (the paper's grayscale structure).
+# ITU-R BT.709 luma weights as used by scikit-image's rgb2gray (the paper's grayscale structure).
 RGB_TO_GRAY = (0.2125, 0.7154, 0.0721)
 # Coupling weight omega of Eq. 11: if the structure's and the texture's noises were independent,
 # x - G y would have variance lambda^2 (1 + |g|^2); omega = 1 / (1 + |g|^2) matches that.

@@ -24,8 +24,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 import torch
 
-#: ITU-R BT.709 luma weights, as in ``skimage.color.rgb2gray``.
-GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)
+#: ITU-R BT.709 luma weights, as in ``skimage.color.rgb2gray`` (defined once, in ``sde``, where
+#: the structure-guided ideal state of Eq. 11 needs them too).
+from .sde import RGB_TO_GRAY as GRAY_WEIGHTS  # noqa: E402
 
 #: The four structure pairings of the paper's ablation: (initial state, terminal mean).
 PAIRINGS = ("gray2edge", "gray2gray", "edge2edge", "edge2gray")
