@@ -6,7 +6,8 @@ the network widths, so that loading it into a different configuration is refused
 naming every mismatch (the official code silently produces "white holes" when T differs).
 
 A *checkpoint folder* (``--checkpoint DIR``) holds one file per network — ``structure.pt``,
-``texture.pt``, ``texture-irsde.pt``, ``discriminator.pt`` — and a ``manifest.json``.
+``texture.pt``, ``irsde.pt`` (the IR-SDE baseline texture network), ``discriminator.pt`` — and a
+``manifest.json``.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ FORMAT = "strdiff_edu.checkpoint/1"
 NETWORK_FILES = {
     "structure": "structure.pt",
     "texture": "texture.pt",
-    "texture-irsde": "texture-irsde.pt",
+    "irsde": "irsde.pt",
     "discriminator": "discriminator.pt",
 }
 

@@ -119,6 +119,22 @@ def cmd_data(args) -> int:
     return subprocess.call([sys.executable, str(script), *args.rest])
 
 
+def cmd_train(args) -> int:
+    from .train import config_from_args, export_weights, train
+
+    cfg = config_from_args(args)
+    summary = train(cfg, resume=args.resume)
+    if summary.get("world_size", 1) > 1 and int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    print(json.dumps(summary, indent=2))
+    if args.export and summary["steps"] == cfg.steps:
+        from .train import NETWORK_OF_STAGE
+
+        path = export_weights(summary["out"], args.export, NETWORK_OF_STAGE[cfg.stage])
+        print(f"exported the EMA weights to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strdiff", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"strdiff_edu {__version__}")
@@ -137,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="profile the notebooks run with (default: $STRDIFF_PROFILE, else tiny)")
     p.add_argument("--check", action="store_true", help="only validate the book (no execution)")
     p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("train", help="train one network: --stage structure|texture|texture-irsde|discriminator",
+                       description="Train one of StrDiffusion's networks. Every field of "
+                       "strdiff_edu.train.TrainConfig is a flag; torchrun gives DDP.")
+    from .train import add_train_args
+
+    add_train_args(p)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("data", help="embedded data, mask sets and real-dataset preparation")
     dsub = p.add_subparsers(dest="data_command", required=True)

@@ -39,7 +39,7 @@ from .sde import MeanRevertingSDE
 
 STAGES = ("structure", "texture", "texture-irsde", "discriminator")
 NETWORK_OF_STAGE = {"structure": "structure", "texture": "texture",
-                    "texture-irsde": "texture-irsde", "discriminator": "discriminator"}
+                    "texture-irsde": "irsde", "discriminator": "discriminator"}
 
 
 @dataclass
@@ -88,13 +88,13 @@ def build_network(network: str, prof: Profile, model_overrides: Optional[Dict[st
     cfg = models.model_config(prof.name, network)
     if model_overrides:
         cfg = dataclasses.replace(cfg, **model_overrides)
-    return models.build(network, cfg), cfg.to_dict()
+    return models.build_network(network, cfg), cfg.to_dict()
 
 
 def network_from_dict(network: str, cfg: Dict[str, Any]):
     from . import models
 
-    return models.build(network, models.config_from_dict(network, cfg))
+    return models.build_network(network, models.config_from_dict(cfg))
 
 
 def checkpoint_config(network: str, model_cfg: Dict[str, Any], sde: MeanRevertingSDE, prof: Profile,

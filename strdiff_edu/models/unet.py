@@ -1,0 +1,168 @@
+"""The conditional noise U-Net shared by the texture, structure and IR-SDE networks.
+
+One implementation, three roles (see :func:`strdiff_edu.models.model_config`):
+
+* **texture** ``net(y_t, mu, t, structure)``: RGB, with SPADE structure conditioning (Eq. 12);
+* **structure** ``net(x_t, mu, t)``: one channel, no SPADE;
+* **IR-SDE baseline** ``net(y_t, mu, t)``: RGB, no SPADE.
+
+Each predicts the noise of the mean-reverting SDE at integer step ``t`` (same shape as ``x_t``).
+
+Layout (widths ``C_i = nf * channel_mults[i]``; paper preset ``C = 64, 128, 256, 512`` and a
+1024-wide bottleneck; ``T_e = time_mult * nf``)::
+
+    input  [x_t - mu, mu]  (2 * image_channels), reflect-padded to a multiple of 2**(depth-1)
+    init   7x7 conv -> C_0                                    (kept for the head)
+    encoder level i = 0 .. depth-1
+           ResBlock(C_i)            -> skip
+           ResBlock(C_i), Attention -> skip
+           i < depth-1: 4x4 stride-2 conv C_i -> C_{i+1} (bias)   [halves the resolution]
+           i = depth-1: 3x3 stride-1 conv C_i -> C_depth (no bias) [only widens]
+           SPADEResBlock(C_{i+1}, structure)                      [texture network only]
+    middle ResBlock, Attention, ResBlock at C_depth
+    decoder level i = depth-1 .. 0
+           concat skip, ResBlock(C_{i+1} + C_i -> C_{i+1})
+           concat skip, ResBlock(C_{i+1} + C_i -> C_{i+1}), Attention
+           i > 0: nearest x2 + 3x3 conv C_{i+1} -> C_i (bias);  i = 0: 3x3 conv (no bias)
+    head   concat init features, ResBlock(2 C_0 -> C_0), 3x3 conv (bias) -> image_channels
+    output cropped back to the input's H x W
+
+This is the official ``ConditionalUNet`` (IR-SDE's U-Net plus StrDiffusion's SPADE blocks)
+layer for layer; with the ``paper`` preset the parameter counts are exactly the official ones.
+Where it differs:
+
+* the paper says the network has neither GroupNorm nor attention; the official code (and this
+  one by default) has no GroupNorm but keeps linear attention at every level and in the
+  middle. ``attention=False`` gives the paper's description;
+* the official code pads to a multiple of ``2**depth`` (16), one more factor of two than the
+  network downsamples; we pad to ``2**(depth-1)`` (8), which is all the layout needs. For
+  sizes that are multiples of 16 (256x256) the two are identical;
+* the structure map is padded like the image before SPADE resizes it, so that it stays aligned
+  with the features;
+* widths, depth, attention heads, SPADE hidden width and spectral norm are configurable.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+from torch import nn
+
+from .config import UNetConfig
+from .layers import (AttentionBlock, Downsample, TimeEmbedding, TimeLike, TimeResBlock, Upsample,
+                     conv2d, pad_to_multiple)
+from .spade import SPADEResBlock
+
+
+def _attention_or_identity(cfg: UNetConfig, channels: int) -> nn.Module:
+    if cfg.attention:
+        return AttentionBlock(channels, cfg.attn_heads, cfg.attn_dim_head)
+    return nn.Identity()
+
+
+class EncoderLevel(nn.Module):
+    """Two time-ResBlocks (each output saved as a skip), attention, down/widening conv and,
+    for the texture network, a SPADE block on the result."""
+
+    def __init__(self, cfg: UNetConfig, width: int, next_width: int, time_dim: int, last: bool):
+        super().__init__()
+        self.block1 = TimeResBlock(width, width, time_dim)
+        self.block2 = TimeResBlock(width, width, time_dim)
+        self.attn = _attention_or_identity(cfg, width)
+        # The last level keeps the resolution: the official code widens with a bias-free 3x3
+        # conv there instead of the 4x4 stride-2 conv (which has a bias) of the other levels.
+        self.down = conv2d(width, next_width, 3, bias=False) if last else Downsample(width, next_width)
+        self.spade = (SPADEResBlock(next_width, cfg.structure_channels, cfg.spade_hidden,
+                                    cfg.spectral_norm) if cfg.spade else None)
+
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor, structure: Optional[torch.Tensor],
+                skips: List[torch.Tensor]) -> torch.Tensor:
+        x = self.block1(x, t_emb)
+        skips.append(x)
+        x = self.attn(self.block2(x, t_emb))
+        skips.append(x)
+        x = self.down(x)
+        if self.spade is not None:
+            x = self.spade(x, structure)
+        return x
+
+
+class DecoderLevel(nn.Module):
+    """Two time-ResBlocks fed with the concatenated skips, attention, then up/narrowing conv."""
+
+    def __init__(self, cfg: UNetConfig, width: int, wider: int, time_dim: int, first: bool):
+        super().__init__()
+        self.block1 = TimeResBlock(wider + width, wider, time_dim)
+        self.block2 = TimeResBlock(wider + width, wider, time_dim)
+        self.attn = _attention_or_identity(cfg, wider)
+        # Mirror of the encoder: level 0 only narrows (bias-free 3x3 conv) since the encoder's
+        # last level did not downsample.
+        self.up = conv2d(wider, width, 3, bias=False) if first else Upsample(wider, width)
+
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor, skips: List[torch.Tensor]) -> torch.Tensor:
+        x = self.block1(torch.cat([x, skips.pop()], dim=1), t_emb)
+        x = self.block2(torch.cat([x, skips.pop()], dim=1), t_emb)
+        return self.up(self.attn(x))
+
+
+class ConditionalUNet(nn.Module):
+    """Noise-prediction U-Net of the mean-reverting SDE; see the module docstring for the layout.
+
+    ``forward(x_t, mu, t, structure=None)``: ``x_t`` and ``mu`` are ``(B, image_channels, H, W)``
+    with any ``H, W``; ``t`` an int or integer tensor ``(B,)``; ``structure`` a ``(B, 1, H, W)``
+    map, required when ``cfg.spade`` and refused otherwise. Returns the predicted noise with the
+    shape and dtype of ``x_t``.
+    """
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.config = cfg
+        widths = cfg.widths
+        time_dim = cfg.time_mult * cfg.nf
+        self.time_embedding = TimeEmbedding(cfg.nf, time_dim, time_dim, nn.GELU())
+        # Bias-free, like every "default" conv of the official U-Net; the decoder's output is
+        # concatenated with these features before the head.
+        self.init_conv = conv2d(2 * cfg.image_channels, widths[0], cfg.init_kernel, bias=False)
+        self.encoder = nn.ModuleList(
+            EncoderLevel(cfg, widths[i], widths[i + 1], time_dim, last=(i == cfg.depth - 1))
+            for i in range(cfg.depth))
+        mid = widths[cfg.depth]
+        self.mid_block1 = TimeResBlock(mid, mid, time_dim)
+        self.mid_attn = _attention_or_identity(cfg, mid)
+        self.mid_block2 = TimeResBlock(mid, mid, time_dim)
+        self.decoder = nn.ModuleList(
+            DecoderLevel(cfg, widths[i], widths[i + 1], time_dim, first=(i == 0))
+            for i in reversed(range(cfg.depth)))
+        self.head_block = TimeResBlock(2 * widths[0], widths[0], time_dim)
+        self.head_conv = conv2d(widths[0], cfg.image_channels, 3, bias=True)
+
+    def forward(self, x_t: torch.Tensor, mu: torch.Tensor, t: TimeLike,
+                structure: Optional[torch.Tensor] = None) -> torch.Tensor:
+        cfg = self.config
+        if x_t.shape != mu.shape or x_t.shape[1] != cfg.image_channels:
+            raise ValueError(f"x_t {tuple(x_t.shape)} and mu {tuple(mu.shape)} must both be "
+                             f"(B, {cfg.image_channels}, H, W)")
+        batch, _, height, width = x_t.shape
+        multiple = cfg.downsampling_factor
+        if cfg.spade:
+            if structure is None:
+                raise ValueError("this network is structure-conditioned: pass structure (B, 1, H, W)")
+            if structure.shape != (batch, cfg.structure_channels, height, width):
+                raise ValueError(f"structure must be {(batch, cfg.structure_channels, height, width)}, "
+                                 f"got {tuple(structure.shape)}")
+            structure = pad_to_multiple(structure, multiple)
+        elif structure is not None:
+            raise ValueError("this network has no SPADE blocks (spade=False); do not pass structure")
+
+        t_emb = self.time_embedding(t, batch, x_t.device)
+        x = self.init_conv(pad_to_multiple(torch.cat([x_t - mu, mu], dim=1), multiple))
+        init_features = x
+        skips: List[torch.Tensor] = []
+        for level in self.encoder:
+            x = level(x, t_emb, structure, skips)
+        x = self.mid_block2(self.mid_attn(self.mid_block1(x, t_emb)), t_emb)
+        for level in self.decoder:
+            x = level(x, t_emb, skips)
+        x = self.head_block(torch.cat([x, init_features], dim=1), t_emb)
+        noise = self.head_conv(x)
+        return noise[..., :height, :width].to(x_t.dtype)
