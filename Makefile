@@ -1,6 +1,6 @@
 # strdiff_edu — one-command setup, tests, demo and book. Works on a fresh machine with
 # Python 3.11, pip and Node 20; everything installs into .venv/ (created once, then reused).
-.PHONY: help setup test demo book book-check clean
+.PHONY: help setup test demo book book-check weights clean
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
@@ -12,6 +12,7 @@ help:
 	@echo "make demo   - set up .venv and run the main job on the embedded data"
 	@echo "make test   - set up .venv and run all tests (unit tests, every notebook, book check)"
 	@echo "make book   - execute every notebook and render the book to _build/html (offline)"
+	@echo "make weights - retrain the shipped cpu-preset weights into weights/cpu (about an hour)"
 
 # Reinstall only when the dependency list changes.
 $(STAMP): pyproject.toml _theme/package-lock.json
@@ -35,6 +36,10 @@ book: setup
 
 book-check: setup
 	scripts/build_book.sh --check
+
+# Retrain the shipped cpu-preset weights (about an hour on 2 CPU cores; resumable).
+weights: setup
+	scripts/train_weights.sh cpu
 
 clean:
 	rm -rf _build

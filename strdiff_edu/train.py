@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -139,7 +140,7 @@ class BatchSource:
         self.prof, self.cfg = prof, cfg
         size = prof.image_size
         if cfg.data == "embedded":
-            self.images = data.EmbeddedDataset("train", size=size, crops_per_scene=prof.train_crops)
+            self.images = _embedded_train_set(size, prof.train_crops)
         else:
             self.images = data.ImageFolder(cfg.data, size=size)
         if len(self.images) == 0:
@@ -170,6 +171,14 @@ class BatchSource:
         pair = structure_pair(image, known, self.cfg.pairing, sigma=self.prof.canny_sigma_train,
                               edge_source=self.cfg.edge_source)
         return {"image": image, "known": known, "x0": pair.initial, "mu_x": pair.terminal_mean}
+
+
+@functools.lru_cache(maxsize=4)
+def _embedded_train_set(size: int, crops_per_scene: int):
+    """The embedded training crops, rendered once per process (a few seconds)."""
+    from . import data
+
+    return data.EmbeddedDataset("train", size=size, crops_per_scene=crops_per_scene)
 
 
 def _step_generator(seed: int, step: int, rank: int, device) -> torch.Generator:
