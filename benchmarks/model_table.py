@@ -20,38 +20,11 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a source checkout
 
-from strdiff_edu.models import (NETWORKS, PRESET_NAMES, build_network,  # noqa: E402
-                                count_parameters, model_config)
-
-
-def example_inputs(network: str, cfg, batch: int = 1, device="meta"):
-    """Arguments of one forward pass of ``network`` at the config's image size."""
-    s = cfg.image_size
-    t = torch.zeros(batch, dtype=torch.long, device=device)
-    if network == "discriminator":
-        return (torch.zeros(batch, 3, s, s, device=device),
-                torch.zeros(batch, 1, s, s, device=device), t)
-    c = cfg.image_channels
-    args = (torch.zeros(batch, c, s, s, device=device), torch.zeros(batch, c, s, s, device=device), t)
-    if cfg.spade:
-        args += (torch.zeros(batch, 1, s, s, device=device),)
-    return args
-
-
-def measure(preset: str, network: str) -> dict:
-    """Parameters, float32 megabytes and forward GFLOPs (batch 1) of one network."""
-    cfg = model_config(preset, network)
-    with torch.device("meta"):
-        net = build_network(network, cfg)
-    with FlopCounterMode(display=False) as counter:
-        net(*example_inputs(network, cfg))
-    params = count_parameters(net)
-    return dict(preset=preset, network=network, size=cfg.image_size, params=params,
-                mb=params * 4 / 1e6, gflops=counter.get_total_flops() / 1e9)
+from strdiff_edu.models import NETWORKS, PRESET_NAMES, build_network, model_config  # noqa: E402
+from strdiff_edu.models.summary import example_inputs, measure  # noqa: E402
 
 
 def cpu_forward_ms(preset: str, network: str, repeats: int = 3) -> float:

@@ -169,3 +169,21 @@ def verify_folder(folder: Union[str, Path]) -> Dict[str, Any]:
             raise CheckpointError(f"{path} is corrupt or was changed: sha256 {digest[:12]}… "
                                   f"but the manifest says {meta['sha256'][:12]}…")
     return manifest
+
+
+#: Where the shipped weights live in a source checkout: weights/<preset>/.
+WEIGHTS_ROOT = Path(__file__).resolve().parents[1] / "weights"
+
+
+def shipped_weights(preset: str = "cpu") -> Path:
+    """The folder of the shipped weights for ``preset`` (``weights/<preset>``), checked.
+
+    Only the ``cpu`` preset's weights are shipped (64x64, T = 100); ``make weights`` rebuilds them.
+    """
+    folder = WEIGHTS_ROOT / preset
+    if not (folder / "manifest.json").exists():
+        shipped = sorted(p.parent.name for p in WEIGHTS_ROOT.glob("*/manifest.json"))
+        raise CheckpointError(f"no shipped weights for preset {preset!r} in {folder} "
+                              f"(available: {', '.join(shipped) or 'none'}); "
+                              "run `make weights` or pass --checkpoint DIR")
+    return folder

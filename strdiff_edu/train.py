@@ -509,6 +509,8 @@ def export_weights(run_dir, folder, network: str, extra: Optional[Dict[str, Any]
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
     ckpt_io.save_checkpoint(path, {"network": network, "config": ck["config"], "model": ck["ema"],
                                    "step": ck["step"], "train": ck.get("train", {})})
+    if (run_dir / "metrics.csv").exists():  # the training curve travels with the weights
+        ckpt_io.atomic_write_bytes(folder / f"{network}.metrics.csv", (run_dir / "metrics.csv").read_bytes())
     manifest_path = folder / "manifest.json"
     entries = {}
     if manifest_path.exists():

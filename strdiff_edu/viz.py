@@ -79,3 +79,51 @@ def save_grid(rows: Sequence[Sequence[torch.Tensor]], path, scale: int = 2) -> N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
+
+
+def trace_unet(net, *inputs):
+    """Run ``net`` once and record each top-level stage's output shape, in execution order.
+
+    Returns a list of (name, kind, channels, height, width) with kind in init / encoder / middle /
+    decoder / head — the data behind :func:`plot_unet`, read from the module tree itself.
+    """
+    records, hooks = [], []
+    stages = [("init_conv", "init", net.init_conv)]
+    stages += [(f"encoder[{i}]", "encoder", m) for i, m in enumerate(net.encoder)]
+    stages += [("mid_block2", "middle", net.mid_block2)]
+    stages += [(f"decoder[{i}]", "decoder", m) for i, m in enumerate(net.decoder)]
+    stages += [("head_conv", "head", net.head_conv)]
+    for name, kind, module in stages:
+        hooks.append(module.register_forward_hook(
+            lambda mod, args, out, name=name, kind=kind: records.append((name, kind, *out.shape[1:]))))
+    try:
+        with torch.no_grad():
+            net(*inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return records
+
+
+def plot_unet(net, *inputs, title: Optional[str] = None):
+    """Draw the U-Net's stages as bars (height = channels, label = C@HxW), SPADE injections
+    marked, from a traced forward pass. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    records = trace_unet(net, *inputs)
+    colors = {"init": "0.6", "encoder": PALETTE[0], "middle": PALETTE[3], "decoder": PALETTE[2], "head": "0.3"}
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for i, (name, kind, c, h, w) in enumerate(records):
+        ax.bar(i, c, color=colors[kind], width=0.7)
+        ax.text(i, c, f"{c}@{h}×{w}", ha="center", va="bottom", fontsize=7, rotation=90)
+        spade = kind == "encoder" and getattr(net.encoder[int(name[8:-1])], "spade", None) is not None
+        if spade:
+            ax.annotate("SPADE", (i, 0), xytext=(i, -0.18 * max(r[2] for r in records)),
+                        ha="center", fontsize=7, color=PALETTE[1],
+                        arrowprops=dict(arrowstyle="->", color=PALETTE[1]))
+    ax.set_xticks(range(len(records)), [r[0] for r in records], rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("channels")
+    ax.set_ylim(-0.25 * max(r[2] for r in records), 1.35 * max(r[2] for r in records))
+    ax.set_title(title or f"{type(net).__name__}: output of each stage")
+    fig.tight_layout()
+    return fig

@@ -29,7 +29,8 @@ from .layers import conv2d, positional_normalize
 
 
 class SPADE(nn.Module):
-    """Spatially-adaptive denormalisation of ``channels`` features by a ``label_channels`` map."""
+    """Spatially-adaptive denormalisation of ``channels`` features by a ``label_channels`` map
+    (paper Eq. 12; book: {ref}`eq-spade`): PONO(F) * (1 + gamma(S)) + beta(S)."""
 
     def __init__(self, channels: int, label_channels: int = 1, hidden: int = 16, eps: float = 1e-5):
         super().__init__()
@@ -38,11 +39,15 @@ class SPADE(nn.Module):
         self.to_gamma = conv2d(hidden, channels, 3)
         self.to_beta = conv2d(hidden, channels, 3)
 
-    def forward(self, features: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
-        s = F.interpolate(structure.to(features.dtype), size=features.shape[-2:], mode="nearest")
+    def modulation(self, structure: torch.Tensor, size) -> tuple:
+        """(gamma, beta) predicted from the structure map nearest-resized to ``size``."""
+        s = F.interpolate(structure, size=tuple(size), mode="nearest")
         hidden = self.shared(s)
-        normed = positional_normalize(features, self.eps)
-        return normed * (1 + self.to_gamma(hidden)) + self.to_beta(hidden)
+        return self.to_gamma(hidden), self.to_beta(hidden)
+
+    def forward(self, features: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.modulation(structure.to(features.dtype), features.shape[-2:])
+        return positional_normalize(features, self.eps) * (1 + gamma) + beta
 
 
 class SPADEResBlock(nn.Module):
