@@ -330,7 +330,7 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
                                         expect={"sde": sde.config(), "image_size": prof.image_size})
     loss_fn = StageLoss(cfg.stage, sde, cfg, structure_net)
 
-    start, history = 0, []
+    start, history, wall_before = 0, [], 0.0
     last = out / "last.pt"
     if resume and last.exists():
         ck = ckpt_io.load_checkpoint(last, map_location=device, expect=ck_config, network=network)
@@ -339,6 +339,7 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         start, history = int(ck["step"]), list(ck.get("history", []))
+        wall_before = float(ck.get("wall_s", 0.0))
         if is_main:
             print(f"resuming {cfg.stage} from step {start} ({last})")
     elif resume and is_main:
@@ -358,6 +359,7 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
             "network": network, "config": ck_config, "train": train_dict, "step": step,
             "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "history": history,
+            "wall_s": wall_before + time.perf_counter() - t0,   # summed over resumed segments
         })
 
     if is_main:
@@ -366,7 +368,7 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
 
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.stage}",
                disable=not (cfg.progress and is_main), mininterval=1.0)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # excludes the set-up above (data rendering, model building)
     done = start  # steps completed (and reflected in model / optimiser state)
     with _Stop() as stop:
         try:
@@ -409,7 +411,7 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
             bar.close()
     step = done
     save(step)
-    wall = time.perf_counter() - t0
+    wall = wall_before + time.perf_counter() - t0
     summary = {"stage": cfg.stage, "preset": prof.name, "steps": step, "wall_s": round(wall, 2),
                "final_loss": float(np.mean([r["loss"] for r in history[-10:]])) if history else None,
                "device": str(device), "world_size": world, "out": str(out)}
