@@ -11,7 +11,7 @@ PY=${PY:-.venv/bin/python}
 OUT=weights/$PRESET
 RUNS=runs/weights-$PRESET
 mkdir -p "$OUT" "$RUNS"
-# Step budgets sized for ~1 hour on 2 CPU cores at 64x64 (cpu preset). The learning rate is 5x
+# Step budgets sized for under an hour on 2 CPU cores at 64x64 (cpu preset). The learning rate is 5x
 # the official 1e-4 because the runs are 1000x shorter; clipping keeps it stable.
 COMMON=(--preset "$PRESET" --lr 5e-4 --grad-clip 1.0 --lr-milestones 0.6,0.85 --ema-every 1
         --ema-decay 0.998 --checkpoint-every 250 --seed 0 --resume --export "$OUT")
@@ -20,8 +20,8 @@ run() {  # stage steps [extra flags]
   echo "== $stage: $steps steps"
   "$PY" -m strdiff_edu.cli train --stage "$stage" --steps "$steps" --out "$RUNS/$stage" "${COMMON[@]}" "$@"
 }
-run structure 2500
-run texture 3000
-run texture-irsde 2500
-run discriminator 1500 --lr 1e-4 --lr-milestones 1.0
+run structure 2000
+run texture 2000
+run texture-irsde 1500
+run discriminator 800 --lr 1e-4 --lr-milestones 1.0
 "$PY" -c "from strdiff_edu.checkpoint import verify_folder; import json; print(json.dumps(verify_folder('$OUT'), indent=1)[:2000])"

@@ -6,6 +6,9 @@
     strdiff data info                 # the embedded dataset: scenes, split, sizes, credits
     strdiff data masks --out masks/   # free-form masks per hole-ratio bin (PNG, white = hole)
     strdiff data prepare places2 ...  # real datasets (data_scripts/prepare.py)
+    strdiff inpaint IMAGE MASK -o OUT # inpaint one file (mask: white = hole) with the shipped weights
+    strdiff evaluate --methods ...    # eval split x mask bins x methods -> tables and figure grids
+    strdiff demo                      # the main demo (make demo): writes _build/demo/
 
 Every profile field can be overridden (``--T 400 --max-sigma 0.2 --image-size 64`` ...);
 ``--preset`` wins over ``$STRDIFF_PROFILE``.
@@ -135,6 +138,89 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _usage_errors(func):
+    """Turn the expected user errors (bad files, wrong checkpoint) into one clear line, exit 2."""
+    def run(args):
+        from .checkpoint import CheckpointError
+
+        try:
+            return func(args)
+        except (CheckpointError, FileNotFoundError, ImportError) as exc:
+            print(f"strdiff: error: {exc}", file=sys.stderr)
+            return 2
+    return run
+
+
+def _default_checkpoint(args, prof) -> Path:
+    return Path(args.checkpoint) if args.checkpoint else REPO_ROOT / "weights" / prof.name
+
+
+@_usage_errors
+def cmd_inpaint(args) -> int:
+    from .device import pick_device
+    from .evaluate import inpaint_file
+
+    prof = _profile_from_args(args)
+    sde = prof.sde.build()
+    folder = _default_checkpoint(args, prof)
+    if args.method not in ("biharmonic", "telea") and not (folder / "manifest.json").is_file():
+        print(f"strdiff: error: no trained weights in {folder}: run `make weights` or pass --checkpoint DIR",
+              file=sys.stderr)
+        return 2
+    summary = inpaint_file(args.image, args.mask, args.output, folder, sde, method=args.method,
+                           black_hole=args.black_hole, seed=prof.seed, device=pick_device(verbose=False),
+                           mode=args.mode, progress=not args.no_progress, structure_out=args.structure_out)
+    print(json.dumps(summary))
+    return 0
+
+
+@_usage_errors
+def cmd_evaluate(args) -> int:
+    import torch
+
+    from . import data as D
+    from . import masks as MK
+    from .device import pick_device
+    from .evaluate import evaluate, sde_of_checkpoint, write_report
+
+    prof = _profile_from_args(args)
+    folder = _default_checkpoint(args, prof)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bins = MK.parse_bins(args.bins)
+    sde = None
+    size = args.image_size or prof.image_size
+    if (folder / "manifest.json").is_file():
+        sde, info = sde_of_checkpoint(folder)
+        size = args.image_size or int(next(iter(info.values())).get("image_size", size))
+    if args.data == "embedded":
+        images, masks = D.eval_pairs(size, bins)
+    else:
+        folder_ds = D.ImageFolder(args.data, size=size)
+        images = torch.stack([folder_ds[i] for i in range(len(folder_ds))])
+        masks = {b: MK.to_known(MK.masks_for_bin(size, b, len(images), seed=D.EVAL_MASK_SEED)) for b in bins}
+    if args.n_images:
+        images = images[:args.n_images]
+        masks = {b: m[:args.n_images] for b, m in masks.items()}
+    res = evaluate(methods, images, masks, checkpoint=folder, sde=sde, device=pick_device(verbose=False),
+                   seed=prof.seed, batch_size=args.batch_size or 16, mode=args.mode,
+                   fid=True if args.fid else "auto" if args.fid is None else False)
+    paths = write_report(res, args.out)
+    from .evaluate import table1_markdown
+
+    print(table1_markdown(res))
+    print("written:", ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+@_usage_errors
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(out=args.out, checkpoint=args.checkpoint, preset=args.preset, n_images=args.n_images,
+             seed=args.seed, progress=not args.no_progress)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strdiff", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"strdiff_edu {__version__}")
@@ -181,6 +267,49 @@ def build_parser() -> argparse.ArgumentParser:
                         add_help=False)
     q.add_argument("rest", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_data, preset=None)
+
+    from .sampling import MODES
+    from .evaluate import METHODS as EVAL_METHODS
+
+    p = sub.add_parser("inpaint", help="inpaint one image file with a mask file (white = hole)",
+                       description="Inpaint IMAGE (any size; RGB, gray or RGBA) where MASK is white "
+                       "(the NVIDIA / official convention; --black-hole for masks whose kept pixels are "
+                       "white). Uses weights/<preset> unless --checkpoint DIR is given; the checkpoint's T "
+                       "must equal the profile's (--T).")
+    p.add_argument("image")
+    p.add_argument("mask")
+    p.add_argument("-o", "--output", required=True, help="output image file (PNG)")
+    p.add_argument("--checkpoint", default="", help="checkpoint folder (default weights/<preset>)")
+    p.add_argument("--method", default="strdiff-resample", choices=list(EVAL_METHODS))
+    p.add_argument("--mode", default="corrected", choices=list(MODES), help="'official' reproduces the official sampler's quirks")
+    p.add_argument("--black-hole", action="store_true", help="the mask file marks holes black (kept pixels white)")
+    p.add_argument("--structure-out", default="", help="also write the sampled structure map here")
+    p.add_argument("--no-progress", action="store_true")
+    _add_profile_args(p)
+    p.set_defaults(func=cmd_inpaint)
+
+    p = sub.add_parser("evaluate", help="methods x mask bins on the eval split: JSON, markdown tables, figure grids")
+    p.add_argument("--methods", default="irsde,strdiff,strdiff-resample,biharmonic",
+                   help="comma-separated, from: " + ", ".join(EVAL_METHODS))
+    p.add_argument("--checkpoint", default="", help="checkpoint folder (default weights/<preset>)")
+    p.add_argument("--data", default="embedded", help="'embedded' (the frozen eval split) or a folder of images")
+    p.add_argument("--bins", default="paper", help="'paper', 'nvidia' or percent ranges like '10-20,40-50'")
+    p.add_argument("--n-images", type=int, default=0, help="use the first N images (0: all)")
+    p.add_argument("--mode", default="corrected", choices=list(MODES))
+    p.add_argument("--fid", default=None, action=argparse.BooleanOptionalAction,
+                   help="FID/KID with local Inception weights (default: when they are installed)")
+    p.add_argument("--out", default="_build/evaluate", help="output folder")
+    _add_profile_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="the main demo: all methods on the eval split, tables and figures in _build/demo")
+    p.add_argument("--checkpoint", default="", help="checkpoint folder (default weights/<preset>, else weights/cpu)")
+    p.add_argument("--preset", choices=list(PRESETS), default=None)
+    p.add_argument("--n-images", type=int, default=0, help="eval images per bin (default: the demo's subset)")
+    p.add_argument("--out", default="", help="output folder (default _build/demo)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
