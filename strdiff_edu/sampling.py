@@ -1,0 +1,652 @@
+"""Samplers: IR-SDE, StrDiffusion with and without adaptive resampling, RePaint-style resampling.
+
+Every sampler is a small object holding its networks and settings and nothing else (no state
+survives a call). They share one interface::
+
+    result = sampler.sample(image, known, generator=g, progress=True, callback=None,
+                            return_trajectory=False)
+
+* ``image`` (B, 3, H, W) in [0, 1]: the masked image or the full image: only ``image * known``
+  is ever read, so passing the ground truth cannot leak its hole into the result.
+* ``known`` (B or 1, 1, H, W), 1 = known pixel, 0 = hole.
+* ``generator``: a ``torch.Generator`` on the images' device; the same seed gives the same result.
+* ``callback(info)``: called after every reverse step with a :class:`StepInfo`.
+* returns a :class:`SampleResult` whose ``image`` is the **final merge**
+  ``known * image + (1 - known) * sample``: the known pixels come back exactly.
+
+All the SDE arithmetic is :class:`~strdiff_edu.sde.MeanRevertingSDE`'s (``prior_sample``,
+``reverse_step``, ``reverse_ode_step``, ``forward_step``, ``sample_marginal``); this module only
+orchestrates.
+
+**StrDiffusion (book: Part IV).** With the structure x (one channel) and the texture y (RGB):
+
+* start: ``y_T = mu + lambda z`` and ``x_T = mu_x + lambda z'``; ``mu = image * known``;
+  ``mu_x`` is the structure's terminal mean computed **from the known pixels only**
+  (:func:`strdiff_edu.structure.structure_pair` with ``edge_source="known"``);
+* early stage, ``t = T .. floor(0.4 T)``: paste into ``x_t``'s known region a sample of the
+  structure's forward marginal started at the structure of the *visible* pixels
+  (``x0_known = gray(image) * known`` for the gray2edge pairing), take the structure step
+  ``x_t -> x_{t-1}``, then the texture step ``y_t -> y_{t-1}`` guided by ``x_{t-1}``; at the
+  resampling times run the adaptive resampling (below);
+* late stage, ``t < floor(0.4 T)``: the texture step guided by the current texture's own gray
+  map (``late_guide="gray"``, rgb2gray weights, as in training) or its RGB mean
+  (``late_guide="mean"``, the official code);
+* merge with the known pixels.
+
+**Adaptive resampling (paper Eq. 17, Sec. 2.4.2).** At early-stage times with ``t % jump == 0``,
+with jump length ``r = min(re, T + 1 - t)``, up to ``u_max - 1`` iterations of: re-noise the
+current structure candidate ``r`` forward steps (level t-1 -> t+r-1), denoise it back ``r``
+reverse steps (pasting the known structure before each), recompute the texture step from the
+same ``y_t`` guided by the new structure, and score the pair with the discriminator. Two rules:
+
+* ``rule="official"`` (the official code): keep a reference score ``D_n`` of the current pair;
+  a candidate is accepted when its score is lower (``prefer="lower"``; ``"higher"`` flips it);
+  a rejected candidate is averaged into the current pair while ``i < u_min``, and the loop stops
+  at the first rejection with ``i >= u_min``;
+* ``rule="paper"`` (the paper's text): resample while the current pair's score is below
+  ``threshold`` (a config value: the paper's number is unknown); every candidate replaces the
+  current pair;
+* ``rule="always"``: no discriminator; every candidate is accepted for a fixed ``u_min``
+  iterations (the RePaint-like ablation, Table 2 case C).
+
+**Official quirks.** ``mode="corrected"`` (default) fixes four things the official sampler
+does; ``mode="official"`` reproduces each:
+
+1. the re-noising uses theta one index low (``forward_step(x, mu_x, k - 1)`` for the step k-1 -> k);
+2. the known structure pasted at every level (main loop and resampling) is one sample from
+   level ``t - 1``, where the corrected sampler pastes a fresh level-k sample at level k;
+3. the reference score ``D_n`` is not refreshed after an acceptance (corrected: it becomes the
+   accepted candidate's score);
+4. the discriminator is fed the texture with its hole zeroed, ``y * known`` (it was trained on
+   full textures; corrected: ``y``).
+
+The official late-stage guide is the RGB mean (``late_guide`` defaults to ``"mean"`` in official
+mode, ``"gray"`` otherwise).
+
+**Network-call counts** (per image; the ``nfe`` field). With ``E = T - floor(0.4 T) + 1`` early
+steps, ``R`` the resampled times, ``r_t`` their jump lengths and ``k_t`` the iterations run at
+``t`` (official rule: the first ``i >= u_min`` whose candidate is rejected, else ``u_max - 1``):
+
+* structure:     ``N_S = E + sum_{t in R} k_t r_t``
+* texture:       ``N_Y = T + sum_{t in R} k_t``
+* discriminator: ``N_D = |R| + sum_{t in R} k_t`` (one reference score per resampled time, one
+  per candidate; the official code also scores the pair at every early step, ``E + sum k_t``,
+  without using the score).
+
+IR-SDE makes ``T`` texture calls; with RePaint resampling ``T + sum_{t in R} n r_t`` where ``n``
+is the number of repeats. The discriminator scores one image at a time (as the official batch-1
+test), so the minibatch-stddev feature is the constant of a batch of one and a score never
+depends on which other images share the batch.
+
+**Deterministic variant.** ``stochastic=False`` replaces every reverse Euler–Maruyama step by the
+probability-flow ODE step (:meth:`~strdiff_edu.sde.MeanRevertingSDE.reverse_ode_step`); only the
+prior draw and the resampling's re-noising remain random.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+
+from .sde import RGB_TO_GRAY, MeanRevertingSDE
+from .structure import edge_map, grayscale, structure_pair
+
+MODES = ("corrected", "official")
+RULES = ("official", "paper", "always")
+LATE_GUIDES = ("gray", "mean")
+
+
+# ----------------------------------------------------------------------------- presets
+@dataclass(frozen=True)
+class SamplerPreset:
+    """The adaptive-resampling constants of one T (official code, ``sde_utils.py``).
+
+    ``u_max``: at most ``u_max - 1`` iterations per resampled time; ``u_min``: at least that many
+    before a rejection stops the loop; resampled times are the early-stage ``t`` with
+    ``t % jump == 0``; ``re``: jump length (clipped to ``T + 1 - t``); ``switch_fraction``: the
+    early stage is ``t >= floor(switch_fraction * T)``.
+    """
+
+    T: int
+    u_max: int
+    u_min: int
+    jump: int
+    re: int
+    switch_fraction: float = 0.4
+
+    def __post_init__(self):
+        if not (1 <= self.u_min <= self.u_max - 1):
+            raise ValueError(f"need 1 <= u_min <= u_max - 1, got u_min={self.u_min}, u_max={self.u_max}")
+        if self.jump < 1 or self.re < 1:
+            raise ValueError(f"jump and re must be >= 1, got jump={self.jump}, re={self.re}")
+        if not 0 < self.switch_fraction <= 1:
+            raise ValueError(f"switch_fraction must lie in (0, 1], got {self.switch_fraction}")
+
+    def switch_step(self, T: int) -> int:
+        """The first early-stage step counted from the end: floor(switch_fraction * T), at least 1."""
+        return max(1, int(math.floor(self.switch_fraction * T)))
+
+
+#: The official constants: Places2 at T=400 (the active values) and the T=100 comment.
+SAMPLER_PRESETS: Dict[int, SamplerPreset] = {
+    400: SamplerPreset(400, u_max=6, u_min=3, jump=5, re=5),
+    100: SamplerPreset(100, u_max=25, u_min=4, jump=2, re=2),
+}
+
+
+def sampler_preset(T: int) -> SamplerPreset:
+    """The preset for ``T``; for a T without one, the preset of the nearest tabulated T (with a
+    warning: the official README asks to retune the four constants for every T)."""
+    if T in SAMPLER_PRESETS:
+        return SAMPLER_PRESETS[T]
+    nearest = min(SAMPLER_PRESETS, key=lambda k: abs(math.log(k / T)))
+    warnings.warn(f"no resampling preset for T={T}; using the T={nearest} constants "
+                  "(retune u_max/u_min/jump/re for this T)", stacklevel=2)
+    return replace(SAMPLER_PRESETS[nearest], T=T)
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """How the adaptive resampling runs (see the module docstring)."""
+
+    preset: SamplerPreset
+    rule: str = "official"
+    prefer: str = "lower"       # official rule: accept a candidate scoring lower (official) or higher
+    threshold: float = 0.0      # paper rule: resample while the logit is below this
+    mode: str = "corrected"
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"unknown resampling rule {self.rule!r}; choose one of {', '.join(RULES)}")
+        if self.prefer not in ("lower", "higher"):
+            raise ValueError(f"prefer must be 'lower' or 'higher', got {self.prefer!r}")
+
+
+def resampled_times(T: int, preset: SamplerPreset) -> List[Tuple[int, int]]:
+    """``[(t, r_t), ...]`` in sampling order: early-stage t with ``t % jump == 0`` and their
+    jump lengths ``r_t = min(re, T + 1 - t)``."""
+    lo = preset.switch_step(T)
+    return [(t, min(preset.re, T + 1 - t)) for t in range(T, lo - 1, -1) if t % preset.jump == 0]
+
+
+def expected_nfe(T: int, preset: SamplerPreset, iterations: Dict[int, int]) -> Dict[str, int]:
+    """The call-count formula of the module docstring, for ``iterations[t] = k_t`` at every
+    resampled time (0 or missing: no resampling there)."""
+    E = T - preset.switch_step(T) + 1
+    times = resampled_times(T, preset)
+    ks = {t: iterations.get(t, 0) for t, _ in times}
+    return {"structure": E + sum(ks[t] * r for t, r in times),
+            "texture": T + sum(ks.values()),
+            "discriminator": sum(1 for t, _ in times if ks[t] > 0) + sum(ks.values())}
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class StepInfo:
+    """What a per-step callback receives: the step just taken (``t -> t - 1``), the stage
+    (``"early"``: structure-guided; ``"late"``: guided by the texture's own gray map;
+    ``"texture"``: IR-SDE), the states after the step and, in the early stage, the structure
+    state fed to the structure network at level t (``structure_in``, known region pasted)."""
+
+    t: int
+    stage: str
+    texture: torch.Tensor
+    structure: Optional[torch.Tensor] = None
+    structure_in: Optional[torch.Tensor] = None
+
+
+@dataclass
+class SampleResult:
+    """A sampler's output.
+
+    * ``image``: (B, 3, H, W), the merge ``known * input + (1 - known) * sample``, clamped to [0, 1];
+    * ``raw``: the unmerged final sample ``y_0`` (not clamped);
+    * ``structure``: the structure at the end of the early stage (B, 1, H, W), or ``None``;
+    * ``trajectory``: with ``return_trajectory=True``, ``{"t": [T, ..., 0], "texture": (S, B, 3,
+      H, W), "structure": (S', B, 1, H, W) or None}`` on the CPU (structure only in the early stage);
+    * ``nfe``: per-image network evaluations, ``{network: (B,) int64}``;
+    * ``calls``: batched forward calls per network (what costs time);
+    * ``resampling``: one entry per resampled time: ``{"t", "r", "iterations" (B,), "accepted"
+      (B,), "scores": [(B,) per call]}``;
+    * ``seconds``: wall time of the call.
+    """
+
+    image: torch.Tensor
+    raw: torch.Tensor
+    structure: Optional[torch.Tensor] = None
+    trajectory: Optional[dict] = None
+    nfe: Dict[str, torch.Tensor] = field(default_factory=dict)
+    calls: Dict[str, int] = field(default_factory=dict)
+    resampling: List[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def merge_known(image: torch.Tensor, known: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    """``known * image + (1 - known) * clamp(sample, 0, 1)``: known pixels are returned exactly."""
+    known = known.to(image.dtype)
+    return torch.where(known > 0.5, image, sample.clamp(0, 1))
+
+
+def check_inputs(image: torch.Tensor, known: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Validate ``(image, known)``; return the image (float) and the mask expanded to (B, 1, H, W)."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be a (B, 3, H, W) tensor in [0, 1], got {shape}; add a batch "
+                         "axis with image[None] and repeat a gray image to 3 channels")
+    if not isinstance(known, torch.Tensor) or known.ndim != 4 or known.shape[1] != 1 \
+            or known.shape[0] not in (1, image.shape[0]) or known.shape[2:] != image.shape[2:]:
+        shape = tuple(known.shape) if isinstance(known, torch.Tensor) else type(known).__name__
+        raise ValueError(f"known must be a (B or 1, 1, H, W) = (*, 1, {image.shape[2]}, {image.shape[3]}) "
+                         f"mask with 1 = known, got {shape}; resize the mask to the image")
+    known = (known.to(image.device) > 0.5).to(image.dtype).expand(image.shape[0], 1, *image.shape[2:])
+    hole = 1 - known.flatten(1).mean(1)
+    if bool((hole == 1).any()):
+        raise ValueError("a mask is all hole: there is nothing to condition on; check the mask "
+                         "convention (tensors: 1 = known; files: white = hole)")
+    return image.float(), known.contiguous()
+
+
+def _check_device(net: Optional[torch.nn.Module], like: torch.Tensor, name: str) -> None:
+    if net is None:
+        return
+    p = next(iter(net.parameters()), None)
+    if p is not None and p.device != like.device:
+        raise ValueError(f"the {name} network is on {p.device} but the images are on {like.device}; "
+                         f"move one of them (net.to(device))")
+
+
+class _Counter:
+    """Per-image network evaluations and batched calls."""
+
+    def __init__(self, batch: int, device, names):
+        self.nfe = {n: torch.zeros(batch, dtype=torch.int64) for n in names}
+        self.calls = {n: 0 for n in names}
+
+    def add(self, name: str, idx: Optional[torch.Tensor] = None, n_calls: int = 1) -> None:
+        self.calls[name] += n_calls
+        if idx is None:
+            self.nfe[name] += 1
+        else:
+            self.nfe[name][idx.cpu()] += 1
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, mininterval=0.5)
+
+
+class _Trajectory:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.t: List[int] = []
+        self.y: List[torch.Tensor] = []
+        self.x: List[torch.Tensor] = []
+
+    def add(self, t: int, y: torch.Tensor, x: Optional[torch.Tensor] = None) -> None:
+        if not self.enabled:
+            return
+        self.t.append(t)
+        self.y.append(y.detach().cpu())
+        if x is not None:
+            self.x.append(x.detach().cpu())
+
+    def result(self) -> Optional[dict]:
+        if not self.enabled:
+            return None
+        return {"t": self.t, "texture": torch.stack(self.y),
+                "structure": torch.stack(self.x) if self.x else None}
+
+
+# ----------------------------------------------------------------------------- IR-SDE
+@dataclass
+class RePaint:
+    """RePaint-style resampling for the IR-SDE baseline (paper Table 2, case A): at the same times
+    as the adaptive resampling (``preset``), ``repeats`` times: re-noise the whole texture ``r_t``
+    forward steps and denoise it back, pasting the known region's forward marginal before every
+    reverse step (RePaint's known-region injection). No discriminator."""
+
+    preset: SamplerPreset
+    repeats: int = 0            # 0: the preset's u_min
+
+    @property
+    def n(self) -> int:
+        return self.repeats or self.preset.u_min
+
+
+class IRSDESampler:
+    """The IR-SDE baseline: texture-only reverse SDE from ``mu + lambda z``, ``net(y_t, mu, t)``.
+
+    ``repaint``: optional :class:`RePaint` resampling (the texture's known region then follows the
+    forward marginal of the known pixels, which for IR-SDE is ``mu + sigma_bar_t z`` since
+    ``y_0 = mu`` there). ``stochastic=False``: the reverse-ODE variant.
+    """
+
+    name = "IR-SDE"
+
+    def __init__(self, net: torch.nn.Module, sde: MeanRevertingSDE, stochastic: bool = True,
+                 repaint: Optional[RePaint] = None):
+        self.net, self.sde, self.stochastic, self.repaint = net, sde, stochastic, repaint
+
+    def _step(self, y, mu, t, generator):
+        noise = self.net(y, mu, t)
+        if self.stochastic:
+            return self.sde.reverse_step(y, noise, mu, t, generator=generator)
+        return self.sde.reverse_ode_step(y, noise, mu, t)
+
+    @torch.no_grad()
+    def sample(self, image: torch.Tensor, known: torch.Tensor, generator: Optional[torch.Generator] = None,
+               progress: bool = False, callback: Optional[Callable[[StepInfo], None]] = None,
+               return_trajectory: bool = False) -> SampleResult:
+        start = time.perf_counter()
+        image, known = check_inputs(image, known)
+        _check_device(self.net, image, "IR-SDE")
+        sde, B = self.sde, image.shape[0]
+        mu = image * known
+        count = _Counter(B, image.device, ("texture",))
+        traj = _Trajectory(return_trajectory)
+        times = dict(resampled_times(sde.T, self.repaint.preset)) if self.repaint else {}
+        y = sde.prior_sample(mu, generator)
+        traj.add(sde.T, y)
+        bar = _progress(sde.T, "IR-SDE" + (" + RePaint" if self.repaint else ""), progress)
+        for t in range(sde.T, 0, -1):
+            if self.repaint:
+                y = known * sde.sample_marginal(mu, mu, t, generator) + (1 - known) * y
+            y_prev = self._step(y, mu, t, generator)
+            count.add("texture")
+            if t in times:
+                r = times[t]
+                for _ in range(self.repaint.n):
+                    z = y_prev
+                    for k in range(t, t + r):             # lift level t-1 -> t+r-1
+                        z = sde.forward_step(z, mu, k, generator)
+                    for k in range(t + r - 1, t - 1, -1):  # back down to level t-1
+                        z = known * sde.sample_marginal(mu, mu, k, generator) + (1 - known) * z
+                        z = self._step(z, mu, k, generator)
+                        count.add("texture")
+                    y_prev = z
+            y = y_prev
+            traj.add(t - 1, y)
+            if callback is not None:
+                callback(StepInfo(t, "texture", y))
+            bar.update()
+        bar.close()
+        return SampleResult(image=merge_known(image, known, y), raw=y, trajectory=traj.result(),
+                            nfe=count.nfe, calls=count.calls, seconds=time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------- StrDiffusion
+class StrDiffusionSampler:
+    """StrDiffusion's sampler: structure-guided texture denoising, optional adaptive resampling.
+
+    Parameters
+    ----------
+    texture_net, structure_net:
+        ``texture_net(y_t, mu, t, structure)`` and ``structure_net(x_t, mu_x, t)`` (noise).
+    sde:
+        The SDE both were trained with (texture and structure share it).
+    discriminator:
+        ``discriminator(y, x, t) -> (B, 1)`` logits; needed by the ``official`` and ``paper`` rules.
+    resampling:
+        A :class:`Resampling`, or ``None`` for no resampling.
+    mode:
+        ``"corrected"`` (default) or ``"official"`` (reproduce the official sampler's quirks; see
+        the module docstring). Also sets the resampling's mode.
+    late_guide:
+        ``"gray"`` or ``"mean"``; default ``"gray"`` (corrected) / ``"mean"`` (official).
+    switch_fraction:
+        Early stage ``t >= floor(switch_fraction * T)`` (0.4).
+    pairing, canny_sigma:
+        The structure pairing the networks were trained with and Canny's sigma at inference
+        (the profile's ``canny_sigma``). The terminal structure uses the known pixels only.
+    stochastic:
+        ``False``: the reverse-ODE variant.
+    """
+
+    name = "StrDiffusion"
+
+    def __init__(self, texture_net, structure_net, sde: MeanRevertingSDE, discriminator=None,
+                 resampling: Optional[Resampling] = None, mode: str = "corrected",
+                 late_guide: Optional[str] = None, switch_fraction: float = 0.4,
+                 pairing: str = "gray2edge", canny_sigma: float = 2.0, stochastic: bool = True):
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        late_guide = late_guide or ("mean" if mode == "official" else "gray")
+        if late_guide not in LATE_GUIDES:
+            raise ValueError(f"unknown late_guide {late_guide!r}; choose one of {', '.join(LATE_GUIDES)}")
+        if resampling is not None:
+            resampling = replace(resampling, mode=mode)
+            if resampling.rule != "always" and discriminator is None:
+                raise ValueError(f"the {resampling.rule!r} resampling rule needs the discriminator "
+                                 "(load discriminator.pt) or use rule='always'")
+        self.texture_net, self.structure_net, self.disc = texture_net, structure_net, discriminator
+        self.sde, self.resampling, self.mode, self.late_guide = sde, resampling, mode, late_guide
+        self.switch_fraction, self.pairing, self.canny_sigma = switch_fraction, pairing, canny_sigma
+        self.stochastic = stochastic
+
+    # -- pieces ---------------------------------------------------------------
+    @property
+    def switch_step(self) -> int:
+        return max(1, int(math.floor(self.switch_fraction * self.sde.T)))
+
+    def structure_ends(self, image: torch.Tensor, known: torch.Tensor):
+        """``(x0_known, mu_x)``: the structure of the visible pixels (zero in the hole) and the
+        terminal mean, both from ``image * known`` only."""
+        masked = image * known
+        pair = structure_pair(masked, known, self.pairing, sigma=self.canny_sigma, edge_source="known")
+        if self.pairing.startswith("gray"):
+            x0_known = grayscale(masked) * known
+        else:
+            x0_known = edge_map(grayscale(masked), self.canny_sigma, known=known, edge_source="known")
+        return x0_known, pair.terminal_mean
+
+    def _reverse(self, v, noise, mean, t, generator):
+        if self.stochastic:
+            return self.sde.reverse_step(v, noise, mean, t, generator=generator)
+        return self.sde.reverse_ode_step(v, noise, mean, t)
+
+    def _structure_step(self, x, mu_x, t, generator):
+        return self._reverse(x, self.structure_net(x, mu_x, t), mu_x, t, generator)
+
+    def _texture_step(self, y, mu, t, guide, generator):
+        return self._reverse(y, self.texture_net(y, mu, t, guide), mu, t, generator)
+
+    def _late_guide(self, y):
+        if self.late_guide == "mean":
+            return y.mean(1, keepdim=True)
+        return grayscale(y)
+
+    def _score(self, y, x, known, t) -> torch.Tensor:
+        """Discriminator logits (n,), one image at a time (official batch 1)."""
+        if self.mode == "official":
+            y = y * known
+        return torch.cat([self.disc(y[i:i + 1], x[i:i + 1], t).reshape(1).float() for i in range(y.shape[0])])
+
+    # -- the sampler ------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, image: torch.Tensor, known: torch.Tensor, generator: Optional[torch.Generator] = None,
+               progress: bool = False, callback: Optional[Callable[[StepInfo], None]] = None,
+               return_trajectory: bool = False) -> SampleResult:
+        start = time.perf_counter()
+        image, known = check_inputs(image, known)
+        for net, name in ((self.texture_net, "texture"), (self.structure_net, "structure"), (self.disc, "discriminator")):
+            _check_device(net, image, name)
+        sde, B, official = self.sde, image.shape[0], self.mode == "official"
+        mu = image * known
+        x0k, mu_x = self.structure_ends(image, known)
+        count = _Counter(B, image.device, ("structure", "texture", "discriminator"))
+        traj = _Trajectory(return_trajectory)
+        rs = self.resampling
+        times = dict(resampled_times(sde.T, rs.preset)) if rs else {}
+        log: List[dict] = []
+
+        y = sde.prior_sample(mu, generator)
+        x = sde.prior_sample(mu_x, generator)
+        traj.add(sde.T, y, x)
+        lo = self.switch_step
+        structure_out = None
+        bar = _progress(sde.T, "StrDiffusion" + (f" + resampling ({rs.rule})" if rs else ""), progress)
+        for t in range(sde.T, 0, -1):
+            if t >= lo:
+                # known structure: corrected = level t; official = level t-1 (used at every level)
+                x_known = sde.sample_marginal(x0k, mu_x, t - 1 if official else t, generator)
+                x_in = known * x_known + (1 - known) * x
+                x_prev = self._structure_step(x_in, mu_x, t, generator)
+                count.add("structure")
+                y_prev = self._texture_step(y, mu, t, x_prev, generator)
+                count.add("texture")
+                if t in times:
+                    y_prev, x_prev, entry = self._resample(t, times[t], y, x_prev, y_prev, mu, mu_x, x0k,
+                                                           x_known, known, count, generator)
+                    log.append(entry)
+                y, x = y_prev, x_prev
+                structure_out = x
+                traj.add(t - 1, y, x)
+                if callback is not None:
+                    callback(StepInfo(t, "early", y, x, x_in))
+            else:
+                y = self._texture_step(y, mu, t, self._late_guide(y), generator)
+                count.add("texture")
+                traj.add(t - 1, y)
+                if callback is not None:
+                    callback(StepInfo(t, "late", y))
+            bar.update()
+        bar.close()
+        if structure_out is not None:
+            structure_out = known * x0k + (1 - known) * structure_out
+        return SampleResult(image=merge_known(image, known, y), raw=y, structure=structure_out,
+                            trajectory=traj.result(), nfe=count.nfe, calls=count.calls, resampling=log,
+                            seconds=time.perf_counter() - start)
+
+    def _resample(self, t, r, y_t, x_cur, y_cur, mu, mu_x, x0k, x_known_official, known, count, generator):
+        """Adaptive resampling at step t (jump r); returns the chosen (y_{t-1}, x_{t-1}) and a log entry."""
+        sde, rs = self.sde, self.resampling
+        official = self.mode == "official"
+        B = y_t.shape[0]
+        dev = y_t.device
+        iters = torch.zeros(B, dtype=torch.int64)
+        accepted = torch.zeros(B, dtype=torch.int64)
+        scores: List[torch.Tensor] = []
+        all_idx = torch.arange(B, device=dev)
+        x_cur, y_cur = x_cur.clone(), y_cur.clone()
+        use_disc = rs.rule != "always"
+        ref = None
+        if use_disc:
+            ref = self._score(y_cur, x_cur, known, t)
+            count.add("discriminator", n_calls=B)
+            scores.append(ref.cpu())
+        active = torch.ones(B, dtype=torch.bool, device=dev)
+        if rs.rule == "paper":
+            active = ref < rs.threshold
+        n_iter = rs.preset.u_min if rs.rule == "always" else rs.preset.u_max - 1
+        for i in range(1, n_iter + 1):
+            idx = all_idx[active]
+            if idx.numel() == 0:
+                break
+            kn = known[idx]
+            z = x_cur[idx]
+            for k in range(t, t + r):                       # re-noise: level t-1 -> t+r-1
+                z = sde.forward_step(z, mu_x[idx], k - 1 if official else k, generator)
+            for k in range(t + r - 1, t - 1, -1):           # denoise: back to level t-1
+                paste = x_known_official[idx] if official else sde.sample_marginal(x0k[idx], mu_x[idx], k, generator)
+                z = kn * paste + (1 - kn) * z
+                z = self._structure_step(z, mu_x[idx], k, generator)
+                count.add("structure", idx)
+            y_new = self._texture_step(y_t[idx], mu[idx], t, z, generator)
+            count.add("texture", idx)
+            iters[idx.cpu()] += 1
+            if not use_disc:
+                x_cur[idx], y_cur[idx] = z, y_new
+                accepted[idx.cpu()] += 1
+                continue
+            s = self._score(y_new, z, kn, t)
+            count.add("discriminator", idx, n_calls=idx.numel())
+            full = torch.full((B,), float("nan"))
+            full[idx.cpu()] = s.cpu()
+            scores.append(full)
+            if rs.rule == "paper":
+                x_cur[idx], y_cur[idx] = z, y_new
+                accepted[idx.cpu()] += 1
+                ref[idx] = s
+                active[idx] = s < rs.threshold
+                continue
+            better = s < ref[idx] if rs.prefer == "lower" else s > ref[idx]
+            acc, rej = idx[better], idx[~better]
+            x_cur[acc], y_cur[acc] = z[better], y_new[better]
+            accepted[acc.cpu()] += 1
+            if not official:
+                ref[acc] = s[better]
+            if i < rs.preset.u_min:
+                x_cur[rej] = 0.5 * (x_cur[rej] + z[~better])
+                y_cur[rej] = 0.5 * (y_cur[rej] + y_new[~better])
+            else:
+                active[rej] = False
+        return y_cur, x_cur, {"t": t, "r": r, "iterations": iters, "accepted": accepted, "scores": scores}
+
+
+# ----------------------------------------------------------------------------- loading
+METHODS = {
+    "irsde": "IR-SDE",
+    "irsde-repaint": "IR-SDE + RePaint resampling (Table 2 case A)",
+    "strdiff": "StrDiffusion, no resampling (case B)",
+    "strdiff-always": "StrDiffusion, resampling always accepted, no discriminator (case C)",
+    "strdiff-resample": "StrDiffusion, adaptive resampling (case D)",
+    "strdiff-paper-rule": "StrDiffusion, adaptive resampling with the paper's threshold rule",
+    "irsde-ode": "IR-SDE, reverse ODE",
+    "strdiff-ode": "StrDiffusion, reverse ODE, no resampling",
+}
+NETWORKS_OF_METHOD = {
+    "irsde": ("irsde",), "irsde-repaint": ("irsde",), "irsde-ode": ("irsde",),
+    "strdiff": ("texture", "structure"), "strdiff-ode": ("texture", "structure"),
+    "strdiff-always": ("texture", "structure"),
+    "strdiff-resample": ("texture", "structure", "discriminator"),
+    "strdiff-paper-rule": ("texture", "structure", "discriminator"),
+}
+
+
+def load_networks(folder, networks, sde: MeanRevertingSDE, device="cpu") -> Tuple[dict, dict]:
+    """Load ``networks`` from a checkpoint folder (``weights/<preset>``), checking that each was
+    trained with ``sde`` (a :class:`~strdiff_edu.checkpoint.CheckpointError` names the mismatch).
+    Returns ``(nets, configs)``."""
+    from .checkpoint import CheckpointError, network_path
+    from .train import load_network
+
+    folder = Path(folder)
+    nets, configs = {}, {}
+    for name in networks:
+        if not network_path(folder, name).exists():
+            raise CheckpointError(f"{network_path(folder, name)} is missing: this method needs the "
+                                  f"{name} network; train it (make weights) or pick another --checkpoint")
+        nets[name], configs[name] = load_network(folder, name, device, expect={"sde": sde.config()})
+    return nets, configs
+
+
+def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optional[dict] = None,
+                  mode: str = "corrected", preset: Optional[SamplerPreset] = None,
+                  canny_sigma: Optional[float] = None, threshold: float = 0.0, prefer: str = "lower"):
+    """A sampler for one of :data:`METHODS` from loaded networks (see :func:`load_networks`).
+
+    ``canny_sigma`` defaults to the checkpoint preset's ``canny_sigma``; ``preset`` to
+    :func:`sampler_preset` (T)."""
+    from .profiles import PRESETS
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    preset = preset or sampler_preset(sde.T)
+    if method.startswith("irsde"):
+        return IRSDESampler(nets["irsde"], sde, stochastic=method != "irsde-ode",
+                            repaint=RePaint(preset) if method == "irsde-repaint" else None)
+    cfg = (configs or {}).get("texture", {})
+    pairing = cfg.get("structure", {}).get("pairing", "gray2edge")
+    if canny_sigma is None:
+        canny_sigma = PRESETS[cfg["preset"]].canny_sigma if cfg.get("preset") in PRESETS else 2.0
+    rule = {"strdiff-always": "always", "strdiff-resample": "official", "strdiff-paper-rule": "paper"}.get(method)
+    resampling = Resampling(preset, rule=rule, threshold=threshold, prefer=prefer) if rule else None
+    return StrDiffusionSampler(nets["texture"], nets["structure"], sde, discriminator=nets.get("discriminator"),
+                               resampling=resampling, mode=mode, switch_fraction=preset.switch_fraction,
+                               pairing=pairing, canny_sigma=canny_sigma, stochastic=method != "strdiff-ode")
