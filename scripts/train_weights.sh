@@ -23,5 +23,5 @@ run() {  # stage steps [extra flags]
 run structure 2000
 run texture 2000
 run texture-irsde 1500
-run discriminator 800 --lr 1e-4 --lr-milestones 1.0
+run discriminator 800 --lr-milestones 1.0
 "$PY" -c "from strdiff_edu.checkpoint import verify_folder; import json; print(json.dumps(verify_folder('$OUT'), indent=1)[:2000])"
