@@ -12,12 +12,7 @@ from strdiff_edu.checkpoint import CheckpointError
 from strdiff_edu.train import TrainConfig, export_weights, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from strdiff_edu.sde import MeanRevertingSDE
 from strdiff_edu.structure import structure_pair
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: the test machine's cores may be shared (OpenMP spin-waits otherwise)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------- stubs
