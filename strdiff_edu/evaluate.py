@@ -219,10 +219,8 @@ def cost_markdown(res: dict) -> str:
 
 def save_figure_grid(fig_data: dict, labels: Dict[str, str], path, title: str = "") -> Path:
     """Rows = (method, image); columns = masked input | structure | result | ground truth."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # A pyplot-free Figure: saving it touches no global backend (notebooks keep inline plots).
+    from matplotlib.figure import Figure
 
     from .viz import to_image
 
@@ -233,7 +231,8 @@ def save_figure_grid(fig_data: dict, labels: Dict[str, str], path, title: str = 
             rows.append((f"{labels.get(method, method)}", masked, st[i] if st is not None else None, out[i],
                          fig_data["truth"][i]))
     n = len(rows)
-    f, axes = plt.subplots(n, 4, figsize=(4 * 1.6, n * 1.6 + 0.4), squeeze=False)
+    f = Figure(figsize=(4 * 1.6, n * 1.6 + 0.4))
+    axes = f.subplots(n, 4, squeeze=False)
     for r, (label, masked, st, out, truth) in enumerate(rows):
         for c, img in enumerate((masked, st, out, truth)):
             ax = axes[r, c]
@@ -253,7 +252,6 @@ def save_figure_grid(fig_data: dict, labels: Dict[str, str], path, title: str = 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     f.savefig(path, dpi=110)
-    plt.close(f)
     return path
 
 

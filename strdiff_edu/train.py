@@ -454,23 +454,21 @@ def write_metrics(out: Path, history) -> None:
         w.writeheader()
         w.writerows(history)
     os.replace(tmp, out / "metrics.csv")
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # A pyplot-free Figure: saving it touches no global backend (notebooks keep inline plots).
+    from matplotlib.figure import Figure
 
     steps = [r["step"] for r in history]
     loss = np.array([r["loss"] for r in history])
     k = max(1, len(loss) // 50)
     smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig = Figure(figsize=(5, 3))
+    ax = fig.subplots()
     ax.plot(steps, loss, alpha=0.3, label="loss")
     ax.plot(steps[k - 1:], smooth, label=f"mean of {k}")
     ax.set(xlabel="step", ylabel="loss", yscale="log")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "loss.png", dpi=100)
-    plt.close(fig)
 
 
 @torch.no_grad()

@@ -160,3 +160,13 @@ def test_a_trained_texture_network_moves_toward_the_structure_it_is_given():
     shift = (moved - base).mean(1, keepdim=True)
     corr = torch.corrcoef(torch.stack([shift.flatten(), delta.flatten()]))[0, 1].item()
     assert corr > 0.05, f"prediction change does not follow the structure change (corr {corr:.3f})"
+
+
+def test_training_leaves_the_plotting_backend_alone(tmp_path):
+    """Library code must not switch matplotlib's backend (it silenced every later figure of the
+    notebook that trained a network)."""
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    train(TrainConfig(stage="structure", preset="tiny", steps=1, batch_size=1, out=str(tmp_path), progress=False))
+    assert matplotlib.get_backend() == before
