@@ -168,5 +168,10 @@ def test_training_leaves_the_plotting_backend_alone(tmp_path):
     import matplotlib
 
     before = matplotlib.get_backend()
-    train(TrainConfig(stage="structure", preset="tiny", steps=1, batch_size=1, out=str(tmp_path), progress=False))
-    assert matplotlib.get_backend() == before
+    matplotlib.use("pdf")  # any backend other than Agg, which a careless library would select
+    try:
+        train(TrainConfig(stage="structure", preset="tiny", steps=1, batch_size=1, out=str(tmp_path),
+                          progress=False))
+        assert matplotlib.get_backend() == "pdf"
+    finally:
+        matplotlib.use(before)
