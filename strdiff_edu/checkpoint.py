@@ -91,7 +91,7 @@ def load_checkpoint(path: Union[str, Path], map_location="cpu",
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a strdiff_edu checkpoint (no '{FORMAT}' tag); "
                               "official StrDiffusion .pth files hold bare state dicts — load them "
-                              "with the converter in the book's Part IV")
+                              "with strdiff_edu.official.load_official")
     if network is not None and ckpt.get("network") != network:
         raise CheckpointError(f"{path} holds the {ckpt.get('network')!r} network, not {network!r}")
     if expect:

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .masks import PAPER_BINS, Bin, bin_name, free_form_mask, mask_seed, to_known
+from .masks import PAPER_BINS, Bin, free_form_mask, mask_seed, to_known
 
 
 # --------------------------------------------------------------------------- sources
@@ -404,12 +404,10 @@ def square_resize(img: Image.Image, size: int) -> Image.Image:
 def read_image(path: Union[str, Path], size: Optional[int] = None) -> torch.Tensor:
     """An image file as (3, H, W) float in [0, 1]; centre-cropped and resized when ``size``.
     Unreadable files raise ``ValueError`` naming the file."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            img = square_resize(im, size) if size else im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from None
+    from .images import open_image_file
+
+    im = open_image_file(path, "image")
+    img = square_resize(im, size) if size else im.convert("RGB")
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from . import metrics as M
-from .baselines import BiharmonicInpainter, TeleaInpainter, telea_available
+from .baselines import BiharmonicInpainter, TeleaInpainter
 from .masks import Bin, bin_name
 from .sampling import (METHODS as SAMPLER_METHODS, NETWORKS_OF_METHOD, build_sampler, load_networks,
                        sampler_preset)
@@ -287,30 +286,22 @@ def write_report(res: dict, out) -> Dict[str, Path]:
 def read_image_file(path) -> Tuple[torch.Tensor, str, Optional[np.ndarray]]:
     """An image file as ``(rgb (1, 3, H, W) in [0, 1], kind, alpha)``: ``kind`` is ``"rgb"``,
     ``"gray"`` or ``"rgba"``; gray is repeated to 3 channels; ``alpha`` (H, W) uint8 or ``None``."""
-    from PIL import Image, UnidentifiedImageError
+    from .images import open_image_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            alpha = None
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                alpha = np.asarray(im.getchannel("A"))
-                kind = "rgba"
-            else:
-                kind = "gray" if im.mode in ("1", "L", "I", "I;16", "F") else "rgb"
-            if im.mode in ("I", "I;16", "F"):
-                arr = np.asarray(im, dtype=np.float64)
-                arr = arr / (65535.0 if arr.max() > 255 else 255.0)
-                rgb = np.repeat(arr[..., None], 3, axis=2)
-            else:
-                rgb = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"cannot read image file {path}: {exc}. Is it a PNG/JPEG/BMP/TIFF image? "
-                         "Re-export it.") from None
+    im = open_image_file(path, "image")
+    alpha = None
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        alpha = np.asarray(im.getchannel("A"))
+        kind = "rgba"
+    else:
+        kind = "gray" if im.mode in ("1", "L", "I", "I;16", "F") else "rgb"
+    if im.mode in ("I", "I;16", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        arr = arr / (65535.0 if arr.max() > 255 else 255.0)
+        rgb = np.repeat(arr[..., None], 3, axis=2)
+    else:
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
     t = torch.from_numpy(rgb).float().permute(2, 0, 1)[None].clamp(0, 1)
     return t, kind, alpha
 

@@ -13,6 +13,28 @@ from PIL import Image
 SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
 
 
+def open_image_file(path, what: str = "image") -> Image.Image:
+    """Open and fully decode an image file with Pillow.
+
+    A missing file raises ``FileNotFoundError``; an unreadable one (truncated, not an image)
+    raises ``ValueError`` naming the file and the fix. ``what`` names the file's role in messages.
+    """
+    from pathlib import Path
+
+    from PIL import UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"cannot read {what} file {path}: {exc}. Is it a PNG/JPEG/BMP/TIFF image? "
+                         "Re-export or delete it.") from None
+
+
 def sample_image(name: str = "astronaut", size: int = 64) -> torch.Tensor:
     """A bundled scikit-image photo as a float tensor (3, size, size) in [0, 1].
 

@@ -20,7 +20,7 @@ from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 
 Bin = Tuple[float, float]
 RngLike = Union[int, np.random.Generator, None]
@@ -254,16 +254,10 @@ def load_mask(path: Union[str, Path], size: Optional[int] = None, black_hole: bo
     * More than 60 % hole raises a warning: the file probably uses the other convention.
     * A mask with no hole or no known pixel raises ``ValueError`` unless ``allow_empty``.
     """
+    from .images import open_image_file
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            gray = np.asarray(im.convert("L"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"cannot read mask file {path}: {exc}. Is it a PNG/JPEG/BMP image? "
-                         "Re-export or delete it.") from None
+    gray = np.asarray(open_image_file(path, "mask").convert("L"))
     values = np.unique(gray)
     if not set(values.tolist()) <= {0, 255}:
         warnings.warn(f"mask {path.name} is not binary ({len(values)} gray levels); thresholded "

@@ -25,10 +25,9 @@ Everything runs on the inputs' device (GPU-capable) and is batched.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
-from typing import Iterable, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping
 
 import torch
 

@@ -5,7 +5,7 @@ CLI, the tests); an explicit ``preset=`` argument or ``--preset`` flag wins over
 
 * ``tiny``  — CI and nbval: seconds per notebook, 32-pixel images.
 * ``cpu``   — a laptop: minutes per notebook.
-* ``gpu``   — one GPU: each notebook in well under 30 minutes on an H100.
+* ``gpu``   — one GPU: sized for each notebook to run well under 30 minutes on an H100 (not yet timed).
 * ``paper`` — the full reproduction (Places2 setting, T=400, 256-pixel images): days, run as
   scripts rather than notebooks.
 """

@@ -93,7 +93,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from .sde import RGB_TO_GRAY, MeanRevertingSDE
+from .sde import MeanRevertingSDE
 from .structure import edge_map, grayscale, structure_pair
 
 MODES = ("corrected", "official")

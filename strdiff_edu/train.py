@@ -21,13 +21,12 @@ import csv
 import dataclasses
 import functools
 import json
-import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch

@@ -1,5 +1,4 @@
 """Metrics against oracles: PSNR/SSIM vs scikit-image, Fréchet distance and KID vs closed forms."""
-import math
 import zipfile
 
 import numpy as np
