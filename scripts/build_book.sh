@@ -53,6 +53,9 @@ done
 
 mkdir -p _build
 
+# The API reference page is generated from the library's docstrings (and not committed).
+python scripts/api_reference.py >/dev/null
+
 # Fail when mystmd (or the renderer) logged an error or a warning. mystmd's
 # exit code misses several of them (unknown directives, unresolved
 # references), so the log is the source of truth.
