@@ -10,7 +10,10 @@
 //
 // Everything is rendered at build time: math with KaTeX (project `math`
 // macros included), code with highlight.js. The pages need no JavaScript and
-// no network. Problems are reported on stderr prefixed with a warning sign,
+// no network; the one script, a client-side search over page titles, headings
+// and text (_static/search.js with the index _static/search-index.js, a .js
+// file rather than JSON so that it also loads from file:// URLs), only adds a
+// search box to the sidebar. Problems are reported on stderr prefixed with a warning sign,
 // which the book build script treats as a failure.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -635,7 +638,9 @@ class PageRenderer {
   mimeBundle(data, node, inlineResult) {
     // ipywidgets cannot run in a static page: show a note, not their repr.
     if (data['application/vnd.jupyter.widget-view+json']) {
-      return '<div class="widget-placeholder">Interactive widget: run this notebook in Jupyter to use it.</div>';
+      // The book's notebooks draw a static figure or table right after each
+      // widget (what the page shows in its place).
+      return '<div class="widget-placeholder">Interactive widget: it runs only in a live Jupyter session (open this notebook in Jupyter to use it); the static output below stands in for it here.</div>';
     }
     const order = ['text/html', 'image/svg+xml', 'text/latex', 'image/png', 'image/jpeg', 'image/gif', 'text/markdown', 'text/plain'];
     for (const mime of order) {
@@ -779,6 +784,21 @@ class PageRenderer {
     const kindBadge = this.data.kind === 'Notebook' ? '<span class="badge">Notebook</span>' : '';
     return { title, html: `${kindBadge}${titleHtml}${subtitle}${body}${refs}${notes}` };
   }
+
+  // Prose of the page for the search index: text and inline math, no code,
+  // outputs or display math.
+  searchText() {
+    const skip = new Set(['code', 'outputs', 'output', 'math', 'comment', 'mystComment', 'footnoteDefinition']);
+    const parts = [];
+    const walk = (n) => {
+      if (!n || n.visibility === 'remove' || skip.has(n.type)) return;
+      if (n.type === 'text' || n.type === 'inlineCode' || n.type === 'inlineMath') parts.push(n.value ?? '');
+      for (const c of n.children ?? []) walk(c);
+      if (['paragraph', 'heading', 'listItem', 'tableCell', 'admonitionTitle'].includes(n.type)) parts.push(' ');
+    };
+    walk(this.data.mdast);
+    return parts.join('').replace(/\s+/g, ' ').trim();
+  }
 }
 
 // ------------------------------------------------------------------ layout
@@ -793,6 +813,10 @@ function sidebar(current, root) {
     .join('');
   return `<nav class="sidebar" aria-label="Book contents">
 <a class="site-title" href="${esc(root)}index.html"${brand !== siteTitle ? ` title="${esc(siteTitle)}"` : ''}>${esc(brand)}</a>
+<form class="search" role="search" data-root="${esc(root)}" hidden onsubmit="return false">
+<input type="search" id="search-input" placeholder="Search the book" aria-label="Search the book" autocomplete="off">
+<ol id="search-results" class="search-results" aria-live="polite"></ol>
+</form>
 <ul class="nav-list">${items}</ul>
 </nav>`;
 }
@@ -814,7 +838,7 @@ function prevNext(i, root) {
 }
 
 function layout({ title, html, toc, entry, index, root }) {
-  const fullTitle = entry.slug === indexSlug && title === siteTitle ? title : `${title} — ${siteTitle}`;
+  const fullTitle = entry.slug === indexSlug ? title : `${title} — ${siteTitle}`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -823,6 +847,8 @@ function layout({ title, html, toc, entry, index, root }) {
 <title>${esc(fullTitle)}</title>
 <link rel="stylesheet" href="${root}${STATIC}/katex/katex.min.css">
 <link rel="stylesheet" href="${root}${STATIC}/style.css">
+<script src="${root}${STATIC}/search-index.js" defer></script>
+<script src="${root}${STATIC}/search.js" defer></script>
 </head>
 <body>
 <a class="skip-link" href="#content">Skip to content</a>
@@ -849,6 +875,7 @@ function copyAssets() {
   fs.copyFileSync(path.join(katexDist, 'katex.min.css'), path.join(OUT, STATIC, 'katex', 'katex.min.css'));
   fs.cpSync(path.join(katexDist, 'fonts'), path.join(OUT, STATIC, 'katex', 'fonts'), { recursive: true });
   fs.copyFileSync(path.join(THEME_DIR, 'style.css'), path.join(OUT, STATIC, 'style.css'));
+  fs.copyFileSync(path.join(THEME_DIR, 'search.js'), path.join(OUT, STATIC, 'search.js'));
   if (fs.existsSync(PUBLIC)) fs.cpSync(PUBLIC, path.join(OUT, ASSETS), { recursive: true });
   fs.writeFileSync(path.join(OUT, '.nojekyll'), '');
 }
@@ -868,15 +895,23 @@ allCitations.order = Object.keys(allCitations.data).sort((a, b) => sortKey(a).lo
 fs.mkdirSync(OUT, { recursive: true });
 copyAssets();
 let written = 0;
+const searchIndex = [];
 for (const [i, entry] of pages.entries()) {
   const data = pageData.get(entry.slug);
   if (!data) continue;
   const r = new PageRenderer(entry, data);
   const { title, html } = r.render();
+  searchIndex.push({
+    title,
+    url: r.file,
+    headings: r.toc.map((t) => ({ id: t.id, text: t.html.replace(/<[^>]*>/g, '') })),
+    text: r.searchText(),
+  });
   const outFile = path.join(OUT, r.file);
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   fs.writeFileSync(outFile, layout({ title, html, toc: r.toc, entry, index: i, root: r.root }));
   written += 1;
   console.log(`render.mjs: wrote ${r.file}`);
 }
+fs.writeFileSync(path.join(OUT, STATIC, 'search-index.js'), `window.SEARCH_INDEX = ${JSON.stringify(searchIndex)};\n`);
 console.log(`render.mjs: ${written} pages written to ${OUT} with ${warnings} warning(s)`);

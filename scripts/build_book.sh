@@ -12,7 +12,9 @@
 #              and resolve the book with `jupyter-book build --site --strict`,
 #              then run the HTML renderer on the result in a scratch folder
 #              (skipped if _theme/node_modules is missing); fail on any error
-#              or warning. _build/html is left alone. Log: _build/book-check.log
+#              or warning. _build/html is left alone (set BOOK_CHECK_HTML=DIR
+#              to keep the rendered pages in DIR; tests/test_site.py does).
+#              Log: _build/book-check.log
 #
 # Environment:
 #   STRDIFF_PROFILE  passed to the notebook kernels (default here: tiny)
@@ -77,7 +79,8 @@ if [ "$MODE" = check ]; then
   # go to stderr, which is appended to the log.
   if [ "$rc" -eq 0 ] && [ -f _theme/node_modules/katex/package.json ]; then
     scratch="$(mktemp -d "${TMPDIR:-/tmp}/strdiff-book-check.XXXXXX")"
-    BUILD_DIRECTORY="$scratch/html" RENDER_SITE_DIR="$ROOT/_build/site" \
+    html_dir="${BOOK_CHECK_HTML:-$scratch/html}"
+    BUILD_DIRECTORY="$html_dir" RENDER_SITE_DIR="$ROOT/_build/site" \
       node _theme/render.mjs 2>&1 >/dev/null | tee -a "$LOG"
     render_rc=${PIPESTATUS[0]}
     rm -rf -- "$scratch"
