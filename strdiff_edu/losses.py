@@ -63,7 +63,8 @@ def reverse_matching_loss(sde: MeanRevertingSDE, predicted_noise: torch.Tensor, 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, anchor: torch.Tensor,
                        margin: float = 1.0, triplet_weight: float = 1.0):
-    """The discriminator objective of the official code (paper Eqs. 14-16).
+    """The discriminator objective of the official code (paper Eqs. 14-16; book:
+    {ref}`eq-disc-adversarial`, {ref}`eq-disc-triplet`, {ref}`eq-disc-total`).
 
     softplus(-D_real) + softplus(D_fake) push real pairs up and fake pairs down; the triplet term
     max(|D_a - D_r| - |D_a - D_f| + margin, 0) asks the anchor (known region denoised, hole still

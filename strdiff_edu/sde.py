@@ -330,7 +330,8 @@ class MeanRevertingSDE:
     def reverse_step(self, x_t: torch.Tensor, noise: torch.Tensor, mu: torch.Tensor,
                      t: TimeIndex, generator: Optional[torch.Generator] = None,
                      stochastic: bool = True) -> torch.Tensor:
-        """One Euler–Maruyama step of the reverse-time SDE from t to t-1 (book: {ref}`eq-reverse-em`).
+        """One Euler–Maruyama step of the reverse-time SDE (book: {ref}`eq-reverse-sde`) from t to
+        t-1 (book: {ref}`eq-reverse-em`).
 
         x_{t-1} = x_t - [theta_t (mu - x_t) - sigma_t^2 score] Delta + sigma_t sqrt(Delta) z,
         with score = -noise / sigma_bar_t. ``stochastic=False`` drops the ``z`` term: that is the

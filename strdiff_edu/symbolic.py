@@ -199,10 +199,12 @@ def coupling_mean(gray_of_y, gray_of_mu) -> sp.Expr:
 def derive_eq11(gray_weights: Sequence = None) -> StructureGuidedDerivation:
     """Structure-guided texture ideal state (our Eq. 11; book: {ref}`eq-structure-guided`).
 
-    NLL = -log p(y_t | y_{t-1}) - log p(y_{t-1} | y_0) - log p(x_{t-1} | y_{t-1}), summed over
-    three channels, with the coupling ``x_{t-1} | y_{t-1} ~ N(coupling_mean, lambda^2/omega)``.
-    The gradient in the three unknowns is linear; ``solve`` gives the minimiser, which is then
-    shown equal to the closed form "Eq. 4 + gamma_t g (mismatch)" and split into Remark 3's terms.
+    NLL = -log p(y_t | y_{t-1}) - log p(y_{t-1} | y_0) - log p(x_{t-1} | y_{t-1}) (the
+    factorisation {ref}`eq-structure-bayes`; the NLL {ref}`eq-nll-structure`), summed over three
+    channels, with the coupling ``x_{t-1} | y_{t-1} ~ N(coupling_mean, lambda^2/omega)``. The
+    gradient in the three unknowns ({ref}`eq-gradient-structure`) is linear; ``solve`` gives the
+    minimiser, which is then shown equal to the closed form "Eq. 4 + gamma_t g (mismatch)" and
+    split into Remark 3's terms.
     ``gray_weights`` default to symbols g_r, g_g, g_b.
     """
     g = tuple(gray_weights) if gray_weights is not None else sp.symbols("g_r g_g g_b", positive=True)
