@@ -115,7 +115,8 @@ def _signature(obj, drop_self: bool = False) -> str:
         params = list(sig.parameters.values())
         if params and params[0].name in ("self", "cls"):
             sig = sig.replace(parameters=params[1:])
-    return _ADDRESS.sub("", str(sig))
+    # No memory addresses or local paths in default values: the page must not depend on the machine.
+    return _ADDRESS.sub("", str(sig)).replace(str(ROOT), "<repo>")
 
 
 def collect_targets(modules: List[str]) -> Dict[str, str]:

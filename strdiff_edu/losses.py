@@ -36,8 +36,9 @@ def ideal_target(sde: MeanRevertingSDE, x_t: torch.Tensor, x0: torch.Tensor, mu:
                  t: TimeIndex, target: str = "eq4", structure_prev: Optional[torch.Tensor] = None,
                  structure_mean: Optional[torch.Tensor] = None,
                  structure_weight: float = DEFAULT_STRUCTURE_WEIGHT) -> torch.Tensor:
-    """The ideal reverse state the network is trained to reach: Eq. 4, or Eq. 11 (needs the
-    structure x_{t-1} and its terminal mean mu_x)."""
+    """The ideal reverse state the network is trained to reach (the target of
+    {ref}`eq-training-loss`, paper Eqs. 5 / 13): Eq. 4, or Eq. 11 (needs the structure x_{t-1} and
+    its terminal mean mu_x)."""
     if target == "eq4":
         return sde.ideal_reverse_state(x_t, x0, mu, t)
     if target == "eq11":

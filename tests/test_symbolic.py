@@ -119,6 +119,23 @@ def test_eq11_solution_equals_closed_form_and_remark3_split(eq11):
                                "unmasked texture"}
 
 
+def test_eq11_gradient_matches_the_written_form(eq11):
+    """The gradient displayed in the book (eq-gradient-structure) is the NLL's; it is linear in
+    y_{t-1} and the solution zeroes it."""
+    yt, ys, ms, g = (eq11.symbols[k] for k in ("y_t", "y_0", "mu", "g"))
+    yp = eq11.unknowns
+    gray = lambda v: sum(gi * vi for gi, vi in zip(g, v))
+    A, C, lam, omega = S.A, S.C, S.lam, S.omega
+    at_solution = dict(zip(yp, eq11.closed_form))
+    for c in range(3):
+        written = (-A * (yt[c] - ms[c] - A * (yp[c] - ms[c])) / (lam ** 2 * (1 - A ** 2))
+                   + (yp[c] - ms[c] - C * (ys[c] - ms[c])) / (lam ** 2 * (1 - C ** 2))
+                   - omega * g[c] * (S.x_prev - gray(yp) - (1 - C) * (S.mu_x - gray(ms))) / lam ** 2)
+        assert sp.simplify(sp.diff(eq11.nll, yp[c]) - written) == 0
+        assert all(sp.diff(written, p, 2) == 0 for p in yp)
+        assert sp.simplify(written.subs(at_solution, simultaneous=True)) == 0
+
+
 def test_eq11_reduces_to_eq4_when_the_structure_weight_vanishes(eq11, eq4):
     for i, sol in enumerate(eq11.solution):
         mapping = {S.y_t: eq11.symbols["y_t"][i], S.y0: eq11.symbols["y_0"][i], S.mu: eq11.symbols["mu"][i]}
