@@ -41,6 +41,7 @@ LABELS = {"irsde": "IR-SDE", "irsde-repaint": "IR-SDE + RePaint", "irsde-ode": "
           "strdiff-always": "StrDiffusion + resampling (no D)",
           "strdiff-resample": "StrDiffusion + adaptive resampling",
           "strdiff-paper-rule": "StrDiffusion + resampling (paper rule)",
+          "strdiff-cheap": "StrDiffusion (cheap, Part VI)",
           "biharmonic": "biharmonic", "telea": "Telea"}
 #: ``fid="auto"`` computes FID/KID only from this many images on.
 FID_AUTO_MIN_IMAGES = 100

@@ -599,10 +599,18 @@ METHODS = {
     "strdiff-paper-rule": "StrDiffusion, adaptive resampling with the paper's threshold rule",
     "irsde-ode": "IR-SDE, reverse ODE",
     "strdiff-ode": "StrDiffusion, reverse ODE, no resampling",
+    "strdiff-cheap": "StrDiffusion, no resampling, shorter structure stage (Part VI; weights/cpu-cheap)",
 }
+#: ``strdiff-cheap`` (book Part VI, benchmarks/cost_quality.py): StrDiffusion without resampling
+#: whose early stage is ``t >= floor(CHEAP_SWITCH_FRACTION * T)``, meant for a structure network
+#: slimmed by the named variant ``CHEAP_STRUCTURE_VARIANT`` (models.config.MODEL_VARIANTS; shipped
+#: at the cpu preset in weights/cpu-cheap): at most 1.5x the network FLOPs of IR-SDE at the same T.
+CHEAP_SWITCH_FRACTION = 0.4
+CHEAP_STRUCTURE_VARIANT = "small"
 NETWORKS_OF_METHOD = {
     "irsde": ("irsde",), "irsde-repaint": ("irsde",), "irsde-ode": ("irsde",),
     "strdiff": ("texture", "structure"), "strdiff-ode": ("texture", "structure"),
+    "strdiff-cheap": ("texture", "structure"),
     "strdiff-always": ("texture", "structure"),
     "strdiff-resample": ("texture", "structure", "discriminator"),
     "strdiff-paper-rule": ("texture", "structure", "discriminator"),
@@ -648,5 +656,6 @@ def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optio
     rule = {"strdiff-always": "always", "strdiff-resample": "official", "strdiff-paper-rule": "paper"}.get(method)
     resampling = Resampling(preset, rule=rule, threshold=threshold, prefer=prefer) if rule else None
     return StrDiffusionSampler(nets["texture"], nets["structure"], sde, discriminator=nets.get("discriminator"),
-                               resampling=resampling, mode=mode, switch_fraction=preset.switch_fraction,
+                               resampling=resampling, mode=mode,
+                               switch_fraction=CHEAP_SWITCH_FRACTION if method == "strdiff-cheap" else preset.switch_fraction,
                                pairing=pairing, canny_sigma=canny_sigma, stochastic=method != "strdiff-ode")

@@ -66,6 +66,7 @@ class TrainConfig:
     t_min: int = 2                        # official: t ~ U{2..T}; 1 also trains the last step
     triplet_weight: float = 1.0           # discriminator: the paper's balance parameter (official 1)
     pairing: str = "gray2edge"
+    model_variant: str = ""               # a slimmer U-Net, models.config.MODEL_VARIANTS ("small", "micro")
     edge_source: str = "known"            # terminal edges from known pixels (default) or "full" (official)
     bins: str = "paper"                   # mask-ratio bins drawn in training
     seed: int = 0
@@ -81,11 +82,12 @@ class TrainConfig:
 
 
 # ----------------------------------------------------------------------------- networks
-def build_network(network: str, prof: Profile, model_overrides: Optional[Dict[str, Any]] = None):
-    """(module, config dict) for ``network`` in the profile's preset."""
+def build_network(network: str, prof: Profile, model_overrides: Optional[Dict[str, Any]] = None,
+                  variant: str = ""):
+    """(module, config dict) for ``network`` in the profile's preset (slimmed by ``variant``)."""
     from . import models
 
-    cfg = models.model_config(prof.name, network)
+    cfg = models.model_config(prof.name, network, variant)
     if model_overrides:
         cfg = dataclasses.replace(cfg, **model_overrides)
     return models.build_network(network, cfg), cfg.to_dict()
@@ -311,7 +313,7 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
     sde = prof.sde.build()
     network = NETWORK_OF_STAGE[cfg.stage]
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model, model_cfg = build_network(network, prof, model_overrides)
+    model, model_cfg = build_network(network, prof, model_overrides, cfg.model_variant)
     model.to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     betas = (0.5, 0.99) if cfg.stage == "discriminator" else (0.9, 0.99)

@@ -178,13 +178,47 @@ _DISC_SHAPES: Dict[str, dict] = {
 PRESET_NAMES = tuple(_UNET_SHAPES)
 
 
-def model_config(preset: str, network: str):
+#: Named slimmer variants of a noise U-Net, relative to the preset's shape (Part VI, cost vs
+#: quality): ``nf_divisor`` divides the base width ``nf`` (and the SPADE hidden width), the
+#: other keys replace config fields. Meant for the structure network, whose input is one sparse
+#: channel; the texture network trains on the oracle structure, so it pairs with any of them.
+MODEL_VARIANTS: Dict[str, dict] = {
+    "": {},
+    # half the widths (about 1/4 of the convolution FLOPs), no attention (the paper's description)
+    "small": dict(nf_divisor=2, attention=False),
+    # a quarter of the widths (about 1/16 of the FLOPs; nf at least 4), no attention
+    "micro": dict(nf_divisor=4, attention=False),
+}
+
+
+def apply_variant(cfg: UNetConfig, variant: str) -> UNetConfig:
+    """``cfg`` slimmed by the named :data:`MODEL_VARIANTS` entry (``""``: unchanged).
+
+    >>> apply_variant(model_config("cpu", "structure"), "small").nf
+    8
+    """
+    if variant not in MODEL_VARIANTS:
+        raise ValueError(f"unknown model variant {variant!r}; choose one of {list(MODEL_VARIANTS)}")
+    changes = dict(MODEL_VARIANTS[variant])
+    div = changes.pop("nf_divisor", 1)
+    if div > 1:
+        changes.update(nf=max(4, cfg.nf // div), spade_hidden=max(1, cfg.spade_hidden // div),
+                       attn_dim_head=max(1, cfg.attn_dim_head // div))
+    return cfg.replace(**changes)
+
+
+def model_config(preset: str, network: str, variant: str = ""):
     """The configuration of ``network`` (``texture``, ``structure``, ``irsde`` or
-    ``discriminator``) in ``preset`` (``tiny``, ``cpu``, ``gpu``, ``paper``).
+    ``discriminator``) in ``preset`` (``tiny``, ``cpu``, ``gpu``, ``paper``), optionally slimmed
+    by a named ``variant`` of :data:`MODEL_VARIANTS` (noise U-Nets only).
 
     >>> model_config("paper", "structure").image_channels
     1
     """
+    if variant:
+        if network == "discriminator":
+            raise ValueError("model variants apply to the noise U-Nets, not the discriminator")
+        return apply_variant(model_config(preset, network), variant)
     preset = preset.strip().lower()
     if preset not in _UNET_SHAPES:
         raise ValueError(f"unknown preset {preset!r}; choose one of {list(_UNET_SHAPES)}")

@@ -28,16 +28,30 @@ def example_inputs(network: str, cfg, batch: int = 1, device="meta"):
     return args
 
 
-def measure(preset: str, network: str) -> dict:
-    """Parameters, float32 megabytes and forward GFLOPs (batch 1) of one network."""
-    cfg = model_config(preset, network)
+def _count(network: str, cfg):
     with torch.device("meta"):
         net = build_network(network, cfg)
     with FlopCounterMode(display=False) as counter:
         net(*example_inputs(network, cfg))
-    params = count_parameters(net)
+    return count_parameters(net), counter.get_total_flops() / 1e9
+
+
+def forward_gflops(network: str, cfg) -> float:
+    """GFLOPs of one forward pass (batch 1) of ``network`` built from ``cfg`` (a config or a
+    preset name) at the config's ``image_size``; multiply by a sampler's calls per image
+    (:func:`strdiff_edu.sampling.expected_nfe`) for the network cost of one image."""
+    if isinstance(cfg, str):
+        cfg = model_config(cfg, network)
+    return _count(network, cfg)[1]
+
+
+def measure(preset: str, network: str, variant: str = "") -> dict:
+    """Parameters, float32 megabytes and forward GFLOPs (batch 1) of one network (optionally a
+    named slimmer ``variant``, see :data:`~strdiff_edu.models.config.MODEL_VARIANTS`)."""
+    cfg = model_config(preset, network, variant)
+    params, gflops = _count(network, cfg)
     return dict(preset=preset, network=network, size=cfg.image_size, params=params,
-                mb=params * 4 / 1e6, gflops=counter.get_total_flops() / 1e9)
+                mb=params * 4 / 1e6, gflops=gflops)
 
 
 def summary_rows(presets=PRESET_NAMES, networks=NETWORKS):
