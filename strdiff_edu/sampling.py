@@ -18,7 +18,8 @@ All the SDE arithmetic is :class:`~strdiff_edu.sde.MeanRevertingSDE`'s (``prior_
 ``reverse_step``, ``reverse_ode_step``, ``forward_step``, ``sample_marginal``); this module only
 orchestrates.
 
-**StrDiffusion (book: Part IV).** With the structure x (one channel) and the texture y (RGB):
+**StrDiffusion (book: Part V, {ref}`eq-structure-guided-step`).** With the structure x (one
+channel) and the texture y (RGB):
 
 * start: ``y_T = mu + lambda z`` and ``x_T = mu_x + lambda z'``; ``mu = image * known``;
   ``mu_x`` is the structure's terminal mean computed **from the known pixels only**
@@ -33,7 +34,8 @@ orchestrates.
   (``late_guide="mean"``, the official code);
 * merge with the known pixels.
 
-**Adaptive resampling (paper Eq. 17, Sec. 2.4.2).** At early-stage times with ``t % jump == 0``,
+**Adaptive resampling (paper Eq. 17, Sec. 2.4.2; book: {ref}`eq-adaptive-resampling`).** At
+early-stage times with ``t % jump == 0``,
 with jump length ``r = min(re, T + 1 - t)``, up to ``u_max - 1`` iterations of: re-noise the
 current structure candidate ``r`` forward steps (level t-1 -> t+r-1), denoise it back ``r``
 reverse steps (pasting the known structure before each), recompute the texture step from the
@@ -175,8 +177,8 @@ def resampled_times(T: int, preset: SamplerPreset) -> List[Tuple[int, int]]:
 
 
 def expected_nfe(T: int, preset: SamplerPreset, iterations: Dict[int, int]) -> Dict[str, int]:
-    """The call-count formula of the module docstring, for ``iterations[t] = k_t`` at every
-    resampled time (0 or missing: no resampling there)."""
+    """The call-count formula of the module docstring (book: {ref}`eq-resampling-nfe`), for
+    ``iterations[t] = k_t`` at every resampled time (0 or missing: no resampling there)."""
     E = T - preset.switch_step(T) + 1
     times = resampled_times(T, preset)
     ks = {t: iterations.get(t, 0) for t, _ in times}
@@ -382,7 +384,9 @@ class IRSDESampler:
 
 # ----------------------------------------------------------------------------- StrDiffusion
 class StrDiffusionSampler:
-    """StrDiffusion's sampler: structure-guided texture denoising, optional adaptive resampling.
+    """StrDiffusion's sampler: structure-guided texture denoising (book:
+    {ref}`eq-structure-guided-step`), optional adaptive resampling (paper Eq. 17; book:
+    {ref}`eq-adaptive-resampling`).
 
     Parameters
     ----------
