@@ -17,8 +17,6 @@ from strdiff_edu import equations as E
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 LABELS = E.book_labels(BOOK)
-# Part V (being written at the same time) defines these; until it does they are skipped by name.
-PENDING = {"eq-adaptive-resampling", "eq-structure-guided-step"}
 
 
 def _resolve(dotted: str):
@@ -35,11 +33,6 @@ def _resolve(dotted: str):
     raise ImportError(dotted)
 
 
-def _skip_if_pending(label):
-    if label in PENDING and label not in LABELS:
-        pytest.skip(f"label {label} is not in the book yet (Part V is being written)")
-
-
 def test_every_paper_equation_is_mapped_once():
     assert [eq.number for eq in E.EQUATIONS] == list(range(1, 18))
     for eq in E.EQUATIONS:
@@ -49,7 +42,6 @@ def test_every_paper_equation_is_mapped_once():
 @pytest.mark.parametrize("eq", E.EQUATIONS, ids=lambda eq: f"eq{eq.number}")
 def test_labels_exist_in_the_book(eq):
     for label in (eq.label, *eq.related):
-        _skip_if_pending(label)
         assert label in LABELS, f"paper Eq. {eq.number}: label {label} is not defined in book/"
 
 
@@ -59,8 +51,6 @@ def test_implementations_import_and_name_their_label(eq):
         obj = _resolve(dotted)
         assert callable(obj), f"{dotted} is not a function or class"
         doc = inspect.getdoc(obj) or ""
-        if eq.label in PENDING and f"{{ref}}`{eq.label}`" not in doc:
-            _skip_if_pending(eq.label)
         assert f"{{ref}}`{eq.label}`" in doc, (
             f"paper Eq. {eq.number}: the docstring of {dotted} does not name {{ref}}`{eq.label}`")
 
@@ -84,8 +74,7 @@ def test_docstring_labels_exist_including_new_modules():
     for source in sorted(Path(strdiff_edu.__file__).parent.rglob("*.py")):
         for label in re.findall(r"\{ref\}`([^`]+)`", source.read_text(encoding="utf-8")):
             refs.setdefault(label, source.name)
-    missing = {label: where for label, where in refs.items()
-               if label not in LABELS and label not in PENDING}
+    missing = {label: where for label, where in refs.items() if label not in LABELS}
     assert not missing, f"docstrings reference labels that no book page defines: {missing}"
 
 
