@@ -213,6 +213,12 @@ def cmd_evaluate(args) -> int:
 
 
 @_usage_errors
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args=args)
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -310,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="benchmarks: network throughput, training MFU, sampler seconds and calls, "
+                                     "fast-path accuracy (tables + JSON)")
+    from .bench import add_arguments as add_bench_arguments
+    add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -263,18 +263,23 @@ def _check_device(net: Optional[torch.nn.Module], like: torch.Tensor, name: str)
 
 
 class _Counter:
-    """Per-image network evaluations and batched calls."""
+    """Per-image network evaluations (kept on the images' device, so that counting never waits
+    for the device) and batched calls (a Python int: how many times a network ran)."""
 
     def __init__(self, batch: int, device, names):
-        self.nfe = {n: torch.zeros(batch, dtype=torch.int64) for n in names}
+        self.nfe = {n: torch.zeros(batch, dtype=torch.int64, device=device) for n in names}
         self.calls = {n: 0 for n in names}
 
-    def add(self, name: str, idx: Optional[torch.Tensor] = None, n_calls: int = 1) -> None:
+    def add(self, name: str, active: Optional[torch.Tensor] = None, n_calls: int = 1) -> None:
+        """One call of ``name``; ``active`` (B,) bool: the samples whose evaluation counts."""
         self.calls[name] += n_calls
-        if idx is None:
+        if active is None:
             self.nfe[name] += 1
         else:
-            self.nfe[name][idx.cpu()] += 1
+            self.nfe[name] += active.to(torch.int64)
+
+    def result(self) -> Dict[str, torch.Tensor]:
+        return {n: v.cpu() for n, v in self.nfe.items()}
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -341,7 +346,7 @@ class IRSDESampler:
             return self.sde.reverse_step(y, noise, mu, t, generator=generator)
         return self.sde.reverse_ode_step(y, noise, mu, t)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, image: torch.Tensor, known: torch.Tensor, generator: Optional[torch.Generator] = None,
                progress: bool = False, callback: Optional[Callable[[StepInfo], None]] = None,
                return_trajectory: bool = False) -> SampleResult:
@@ -379,7 +384,7 @@ class IRSDESampler:
             bar.update()
         bar.close()
         return SampleResult(image=merge_known(image, known, y), raw=y, trajectory=traj.result(),
-                            nfe=count.nfe, calls=count.calls, seconds=time.perf_counter() - start)
+                            nfe=count.result(), calls=count.calls, seconds=time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------------- StrDiffusion
@@ -410,6 +415,11 @@ class StrDiffusionSampler:
         (the profile's ``canny_sigma``). The terminal structure uses the known pixels only.
     stochastic:
         ``False``: the reverse-ODE variant.
+    early_exit:
+        End a resampling loop once every image has stopped (one device-to-host check per
+        iteration); ``False`` always runs the preset's maximum number of iterations, with no wait
+        for the device inside the sampling loop (stopped images are then computed but unchanged
+        and not counted).
     """
 
     name = "StrDiffusion"
@@ -417,7 +427,8 @@ class StrDiffusionSampler:
     def __init__(self, texture_net, structure_net, sde: MeanRevertingSDE, discriminator=None,
                  resampling: Optional[Resampling] = None, mode: str = "corrected",
                  late_guide: Optional[str] = None, switch_fraction: float = 0.4,
-                 pairing: str = "gray2edge", canny_sigma: float = 2.0, stochastic: bool = True):
+                 pairing: str = "gray2edge", canny_sigma: float = 2.0, stochastic: bool = True,
+                 early_exit: bool = True):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         late_guide = late_guide or ("mean" if mode == "official" else "gray")
@@ -431,7 +442,8 @@ class StrDiffusionSampler:
         self.texture_net, self.structure_net, self.disc = texture_net, structure_net, discriminator
         self.sde, self.resampling, self.mode, self.late_guide = sde, resampling, mode, late_guide
         self.switch_fraction, self.pairing, self.canny_sigma = switch_fraction, pairing, canny_sigma
-        self.stochastic = stochastic
+        self.stochastic, self.early_exit = stochastic, early_exit
+        self._disc_takes_group = _accepts_keyword(discriminator, "stddev_group")
 
     # -- pieces ---------------------------------------------------------------
     @property
@@ -466,13 +478,20 @@ class StrDiffusionSampler:
         return grayscale(y)
 
     def _score(self, y, x, known, t) -> torch.Tensor:
-        """Discriminator logits (n,), one image at a time (official batch 1)."""
+        """Discriminator logits (B,), each image scored as if alone in its batch (the official
+        batch-1 test): one batched call with a minibatch-stddev group of 1 when the discriminator
+        takes ``stddev_group`` (ours does), else one call per image."""
         if self.mode == "official":
             y = y * known
+        if self._disc_takes_group:
+            return self.disc(y, x, t, stddev_group=1).reshape(-1).float()
         return torch.cat([self.disc(y[i:i + 1], x[i:i + 1], t).reshape(1).float() for i in range(y.shape[0])])
 
+    def _score_calls(self, batch: int) -> int:
+        return 1 if self._disc_takes_group else batch
+
     # -- the sampler ------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, image: torch.Tensor, known: torch.Tensor, generator: Optional[torch.Generator] = None,
                progress: bool = False, callback: Optional[Callable[[StepInfo], None]] = None,
                return_trajectory: bool = False) -> SampleResult:
@@ -523,74 +542,119 @@ class StrDiffusionSampler:
         bar.close()
         if structure_out is not None:
             structure_out = known * x0k + (1 - known) * structure_out
+        log = [{"t": e["t"], "r": e["r"], "iterations": e["iterations"].cpu(), "accepted": e["accepted"].cpu(),
+                "scores": [v.cpu() for v in e["scores"]]} for e in log]
         return SampleResult(image=merge_known(image, known, y), raw=y, structure=structure_out,
-                            trajectory=traj.result(), nfe=count.nfe, calls=count.calls, resampling=log,
+                            trajectory=traj.result(), nfe=count.result(), calls=count.calls, resampling=log,
                             seconds=time.perf_counter() - start)
 
     def _resample(self, t, r, y_t, x_cur, y_cur, mu, mu_x, x0k, x_known_official, known, count, generator):
-        """Adaptive resampling at step t (jump r); returns the chosen (y_{t-1}, x_{t-1}) and a log entry."""
+        """Adaptive resampling at step t (jump r); returns the chosen (y_{t-1}, x_{t-1}) and a log entry.
+
+        Every image of the batch runs every iteration; the per-image decisions (accept, reject,
+        average, stop) are masks applied with ``torch.where`` on the device, and the call counts
+        add the mask, so an image that has stopped costs compute but is not counted and does not
+        change. The only wait for the device is the check, once per iteration, that some image is
+        still active (``early_exit``), which ends the loop as soon as every image has stopped."""
         sde, rs = self.sde, self.resampling
         official = self.mode == "official"
-        B = y_t.shape[0]
-        dev = y_t.device
-        iters = torch.zeros(B, dtype=torch.int64)
-        accepted = torch.zeros(B, dtype=torch.int64)
+        B, dev = y_t.shape[0], y_t.device
+        iters = torch.zeros(B, dtype=torch.int64, device=dev)
+        accepted = torch.zeros(B, dtype=torch.int64, device=dev)
         scores: List[torch.Tensor] = []
-        all_idx = torch.arange(B, device=dev)
-        x_cur, y_cur = x_cur.clone(), y_cur.clone()
         use_disc = rs.rule != "always"
         ref = None
         if use_disc:
             ref = self._score(y_cur, x_cur, known, t)
-            count.add("discriminator", n_calls=B)
-            scores.append(ref.cpu())
+            count.add("discriminator", n_calls=self._score_calls(B))
+            scores.append(ref)
         active = torch.ones(B, dtype=torch.bool, device=dev)
         if rs.rule == "paper":
             active = ref < rs.threshold
         n_iter = rs.preset.u_min if rs.rule == "always" else rs.preset.u_max - 1
+
+        def pick(mask, a, b):   # per-image choice between two (B, ...) tensors
+            return torch.where(mask.view(-1, *([1] * (a.ndim - 1))), a, b)
+
         for i in range(1, n_iter + 1):
-            idx = all_idx[active]
-            if idx.numel() == 0:
+            if self.early_exit and not bool(active.any()):
                 break
-            kn = known[idx]
-            z = x_cur[idx]
+            z = x_cur
             for k in range(t, t + r):                       # re-noise: level t-1 -> t+r-1
-                z = sde.forward_step(z, mu_x[idx], k - 1 if official else k, generator)
+                z = sde.forward_step(z, mu_x, k - 1 if official else k, generator)
             for k in range(t + r - 1, t - 1, -1):           # denoise: back to level t-1
-                paste = x_known_official[idx] if official else sde.sample_marginal(x0k[idx], mu_x[idx], k, generator)
-                z = kn * paste + (1 - kn) * z
-                z = self._structure_step(z, mu_x[idx], k, generator)
-                count.add("structure", idx)
-            y_new = self._texture_step(y_t[idx], mu[idx], t, z, generator)
-            count.add("texture", idx)
-            iters[idx.cpu()] += 1
+                paste = x_known_official if official else sde.sample_marginal(x0k, mu_x, k, generator)
+                z = known * paste + (1 - known) * z
+                z = self._structure_step(z, mu_x, k, generator)
+                count.add("structure", active)
+            y_new = self._texture_step(y_t, mu, t, z, generator)
+            count.add("texture", active)
+            iters += active.to(torch.int64)
             if not use_disc:
-                x_cur[idx], y_cur[idx] = z, y_new
-                accepted[idx.cpu()] += 1
+                x_cur, y_cur = pick(active, z, x_cur), pick(active, y_new, y_cur)
+                accepted += active.to(torch.int64)
                 continue
-            s = self._score(y_new, z, kn, t)
-            count.add("discriminator", idx, n_calls=idx.numel())
-            full = torch.full((B,), float("nan"))
-            full[idx.cpu()] = s.cpu()
-            scores.append(full)
-            if rs.rule == "paper":
-                x_cur[idx], y_cur[idx] = z, y_new
-                accepted[idx.cpu()] += 1
-                ref[idx] = s
-                active[idx] = s < rs.threshold
+            s = self._score(y_new, z, known, t)
+            count.add("discriminator", active, n_calls=self._score_calls(B))
+            scores.append(torch.where(active, s, torch.full_like(s, float("nan"))))
+            if rs.rule == "paper":                         # every candidate replaces the pair
+                x_cur, y_cur = pick(active, z, x_cur), pick(active, y_new, y_cur)
+                accepted += active.to(torch.int64)
+                ref = torch.where(active, s, ref)
+                active = active & (s < rs.threshold)
                 continue
-            better = s < ref[idx] if rs.prefer == "lower" else s > ref[idx]
-            acc, rej = idx[better], idx[~better]
-            x_cur[acc], y_cur[acc] = z[better], y_new[better]
-            accepted[acc.cpu()] += 1
-            if not official:
-                ref[acc] = s[better]
-            if i < rs.preset.u_min:
-                x_cur[rej] = 0.5 * (x_cur[rej] + z[~better])
-                y_cur[rej] = 0.5 * (y_cur[rej] + y_new[~better])
-            else:
-                active[rej] = False
+            better = s < ref if rs.prefer == "lower" else s > ref
+            acc, rej = active & better, active & ~better
+            x_cur, y_cur = pick(acc, z, x_cur), pick(acc, y_new, y_cur)
+            accepted += acc.to(torch.int64)
+            if not official:                               # official quirk 3: the score stays stale
+                ref = torch.where(acc, s, ref)
+            if i < rs.preset.u_min:                        # early rejections are averaged in
+                x_cur = pick(rej, 0.5 * (x_cur + z), x_cur)
+                y_cur = pick(rej, 0.5 * (y_cur + y_new), y_cur)
+            else:                                          # a late rejection stops that image
+                active = active & ~rej
+        # kept on the device: sample() moves the whole log to the CPU once, at the end
         return y_cur, x_cur, {"t": t, "r": r, "iterations": iters, "accepted": accepted, "scores": scores}
+
+
+def sample_in_batches(sampler, images: torch.Tensor, known: torch.Tensor, batch_size: int,
+                      generator: Optional[torch.Generator] = None, progress: bool = False) -> SampleResult:
+    """Run ``sampler`` over many images, ``batch_size`` at a time, and concatenate the results
+    (``image``, ``raw``, ``structure``, ``nfe``; ``calls`` and ``seconds`` are summed; the
+    resampling logs are concatenated in batch order). One generator serves all batches, so the
+    result depends on ``batch_size`` but is deterministic for a given seed and batch size."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if known.shape[0] == 1 and images.shape[0] > 1:
+        known = known.expand(images.shape[0], *known.shape[1:])
+    parts = []
+    for start in range(0, images.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        parts.append(sampler.sample(images[sl], known[sl], generator=generator, progress=progress))
+    cat = lambda xs: torch.cat(xs) if xs and xs[0] is not None else None  # noqa: E731
+    calls: Dict[str, int] = {}
+    for p in parts:
+        for k, v in p.calls.items():
+            calls[k] = calls.get(k, 0) + v
+    return SampleResult(image=cat([p.image for p in parts]), raw=cat([p.raw for p in parts]),
+                        structure=cat([p.structure for p in parts]),
+                        nfe={k: torch.cat([p.nfe[k] for p in parts]) for k in parts[0].nfe},
+                        calls=calls, resampling=[e for p in parts for e in p.resampling],
+                        seconds=sum(p.seconds for p in parts))
+
+
+def _accepts_keyword(module, name: str) -> bool:
+    """Whether ``module(...)`` takes the keyword ``name`` (directly or through ``**kwargs``)."""
+    import inspect
+
+    if module is None:
+        return False
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -26,6 +26,7 @@ has exactly the official 12,741,377 parameters. Differences:
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import nn
@@ -107,9 +108,14 @@ class TimeConditionedDiscriminator(nn.Module):
             variance_scaling_init_(layer)
         variance_scaling_init_(self.final_conv, _ZERO_INIT_SCALE)
 
-    def forward(self, y: torch.Tensor, x: torch.Tensor, t: TimeLike) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, x: torch.Tensor, t: TimeLike,
+                stddev_group: Optional[int] = None) -> torch.Tensor:
         """Logits ``(B, 1)``: a column, not ``(B,)``, so that e.g. ``nn.TripletMarginLoss`` treats
-        each sample's logit as its own one-dimensional embedding, as the official training does."""
+        each sample's logit as its own one-dimensional embedding, as the official training does.
+
+        ``stddev_group`` overrides the config's minibatch-stddev group; ``1`` scores every sample
+        as if it were alone in its batch (what the samplers use, so that a score never depends on
+        which images share the batch)."""
         cfg = self.config
         if y.shape[0] != x.shape[0] or y.shape[-2:] != x.shape[-2:]:
             raise ValueError(f"texture {tuple(y.shape)} and structure {tuple(x.shape)} must share "
@@ -120,6 +126,6 @@ class TimeConditionedDiscriminator(nn.Module):
         h = self.start_conv(pad_to_multiple(torch.cat([y, x], dim=1), cfg.downsampling_factor))
         for block in self.blocks:
             h = block(h, t_emb)
-        h = minibatch_stddev(h, cfg.stddev_group, cfg.stddev_feat)
+        h = minibatch_stddev(h, stddev_group or cfg.stddev_group, cfg.stddev_feat)
         h = self.act(self.final_conv(h)).sum(dim=(2, 3))
         return self.end_linear(h).to(y.dtype)
