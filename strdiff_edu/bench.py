@@ -366,7 +366,9 @@ def fast_path_checks(preset: str, device, batch: int = 4, T: int = 10) -> dict:
     configs = {"texture": {"preset": preset, "structure": {"pairing": default_pairing()}}}
     from .fast import fast_sampler
     for m in ("irsde", "strdiff"):
-        s = build_sampler(m, nets, sde, configs, preset=sampler_preset(T), canny_sigma=prof.canny_sigma)
+        with warnings_suppressed():
+            preset_T = sampler_preset(T)
+        s = build_sampler(m, nets, sde, configs, preset=preset_T, canny_sigma=prof.canny_sigma)
         a = s.sample(img, known, generator=torch.Generator(device=device).manual_seed(0)).image
         b = fast_sampler(s, FastPath.for_device(device)).sample(
             img, known, generator=torch.Generator(device=device).manual_seed(0)).image
