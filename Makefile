@@ -1,6 +1,6 @@
 # strdiff_edu — one-command setup, tests, demo and book. Works on a fresh machine with
 # Python 3.11, pip and Node 20; everything installs into .venv/ (created once, then reused).
-.PHONY: help setup test demo book book-check weights clean
+.PHONY: help setup test demo book book-check weights bench gpu-wheels clean
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
@@ -12,6 +12,7 @@ help:
 	@echo "make demo   - set up .venv and run the inpainting demo on the embedded eval split (_build/demo)"
 	@echo "make test   - set up .venv and run all tests (unit tests, every notebook, book check)"
 	@echo "make book   - execute every notebook and render the book to _build/html (offline)"
+	@echo "make bench  - CPU benchmarks of the cpu preset (benchmarks/results/cpu.json)"
 	@echo "make weights - retrain the shipped cpu-preset weights into weights/cpu (about an hour)"
 
 # Reinstall only when the dependency list changes.
@@ -41,6 +42,15 @@ book-check: setup
 # Retrain the shipped cpu-preset weights (about an hour on 2 CPU cores; resumable).
 weights: setup
 	scripts/train_weights.sh cpu
+
+# CPU benchmarks of the cpu preset (tables + benchmarks/results/cpu.json; tens of minutes on 2 cores).
+bench: setup
+	$(PY) -m strdiff_edu.cli bench --plan cpu --out benchmarks/results/cpu.json
+
+# numpy/tqdm wheels for Python 3.12 that benchmarks/gpu_check.sh unpacks on a GPU machine lacking them.
+gpu-wheels: setup
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 numpy tqdm -d .gpu_wheels
 
 clean:
 	rm -rf _build

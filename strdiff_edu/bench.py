@@ -299,13 +299,15 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
         if cpu:
             network_sec, how = clock[0], "clocked"
         else:
-            network_sec = sum(res.calls.get(n, 0) * per_call[(n, batch, fast.label())] for n in _networks_of(method))
+            network_sec = sum(_calls_of(res, n) * per_call[(n, batch, fast.label())] for n in _networks_of(method))
             how = "estimated"
         nfe = {n: float(v.float().mean()) for n, v in res.nfe.items()}
         rows.append({"method": method, "T": T, "batch": batch, "fast_path": fast.label(), "pairing": pairing,
                      "seconds_per_image": sec / batch, "seconds_per_batch": sec,
                      "nfe_per_image": nfe, "batched_calls": dict(res.calls),
                      "network_seconds": network_sec, "network_seconds_method": how,
+                     "seconds_per_call": {n: per_call[(n, batch, fast.label())] for n in _networks_of(method)
+                                          if (n, batch, fast.label()) in per_call},
                      "overhead_fraction": (sec - network_sec) / network_sec if network_sec > 0 else None,
                      "network_gflops_per_image": sum(v * gflops.get(n, 0.0) for n, v in nfe.items())})
     return rows
@@ -323,6 +325,14 @@ class warnings_suppressed:
 
     def __exit__(self, *exc):
         return self._ctx.__exit__(*exc)
+
+
+def _calls_of(result, network: str) -> int:
+    """Batched calls of ``network`` in a SampleResult (the IR-SDE sampler counts its one network
+    under "texture")."""
+    if network == "irsde":
+        return result.calls.get("irsde", result.calls.get("texture", 0))
+    return result.calls.get(network, 0)
 
 
 def _networks_of(method: str):
@@ -555,7 +565,8 @@ def plan(name: str, device) -> dict:
     if name == "cpu":
         return dict(preset="cpu", T=100, batch=8, train_batch=8,
                     sections=("peak", "networks", "training", "samplers", "checks"),
-                    sampler_runs=[(m, 100, b, fp) for b in (1, 8) for fp in (plain, fast) for m in methods])
+                    sampler_runs=[(m, 100, 1, plain) for m in ("irsde", "strdiff")]
+                    + [(m, 100, 8, fp) for fp in (plain, fast) for m in methods])
     if name == "gpu":
         runs = [(m, 100, 1, plain) for m in ("irsde", "strdiff")]
         runs += [(m, 100, b, fast) for b in (1, 8) for m in methods]
