@@ -420,6 +420,9 @@ class StrDiffusionSampler:
         iteration); ``False`` always runs the preset's maximum number of iterations, with no wait
         for the device inside the sampling loop (stopped images are then computed but unchanged
         and not counted).
+    compact:
+        Run the resampling candidates of the still-active images only (gathered by index) instead
+        of the whole batch with masks; default: on a CPU yes, on CUDA no (see ``_resample``).
     """
 
     name = "StrDiffusion"
@@ -428,7 +431,7 @@ class StrDiffusionSampler:
                  resampling: Optional[Resampling] = None, mode: str = "corrected",
                  late_guide: Optional[str] = None, switch_fraction: float = 0.4,
                  pairing: str = "gray2edge", canny_sigma: float = 2.0, stochastic: bool = True,
-                 early_exit: bool = True):
+                 early_exit: bool = True, compact: Optional[bool] = None):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         late_guide = late_guide or ("mean" if mode == "official" else "gray")
@@ -442,7 +445,7 @@ class StrDiffusionSampler:
         self.texture_net, self.structure_net, self.disc = texture_net, structure_net, discriminator
         self.sde, self.resampling, self.mode, self.late_guide = sde, resampling, mode, late_guide
         self.switch_fraction, self.pairing, self.canny_sigma = switch_fraction, pairing, canny_sigma
-        self.stochastic, self.early_exit = stochastic, early_exit
+        self.stochastic, self.early_exit, self.compact = stochastic, early_exit, compact
         self._disc_takes_group = _accepts_keyword(discriminator, "stddev_group")
 
     # -- pieces ---------------------------------------------------------------
@@ -551,14 +554,21 @@ class StrDiffusionSampler:
     def _resample(self, t, r, y_t, x_cur, y_cur, mu, mu_x, x0k, x_known_official, known, count, generator):
         """Adaptive resampling at step t (jump r); returns the chosen (y_{t-1}, x_{t-1}) and a log entry.
 
-        Every image of the batch runs every iteration; the per-image decisions (accept, reject,
-        average, stop) are masks applied with ``torch.where`` on the device, and the call counts
-        add the mask, so an image that has stopped costs compute but is not counted and does not
-        change. The only wait for the device is the check, once per iteration, that some image is
-        still active (``early_exit``), which ends the loop as soon as every image has stopped."""
+        The per-image decisions (accept, reject, average, stop) are masks applied with
+        ``torch.where`` and the call counts add the mask, so an image that has stopped does not
+        change and is not counted. Two ways to run the candidates:
+
+        * masked (default on CUDA): every image of the batch runs every iteration, so nothing in
+          the loop waits for the device except the check, once per iteration, that some image is
+          still active (``early_exit``), which ends the loop as soon as every image has stopped;
+        * compacted (``compact``; default on a CPU, where waiting costs nothing): only the active
+          images run, gathered by index and scattered back, so no compute is spent on stopped
+          images.
+        """
         sde, rs = self.sde, self.resampling
         official = self.mode == "official"
         B, dev = y_t.shape[0], y_t.device
+        compact = self.compact if self.compact is not None else dev.type == "cpu"
         iters = torch.zeros(B, dtype=torch.int64, device=dev)
         accepted = torch.zeros(B, dtype=torch.int64, device=dev)
         scores: List[torch.Tensor] = []
@@ -577,25 +587,32 @@ class StrDiffusionSampler:
             return torch.where(mask.view(-1, *([1] * (a.ndim - 1))), a, b)
 
         for i in range(1, n_iter + 1):
-            if self.early_exit and not bool(active.any()):
+            if (self.early_exit or compact) and not bool(active.any()):
                 break
-            z = x_cur
+            idx = active.nonzero().squeeze(1) if compact else None
+            rows = (lambda v: v.index_select(0, idx)) if compact else (lambda v: v)  # noqa: E731
+            kn, mx = rows(known), rows(mu_x)
+            z = rows(x_cur)
             for k in range(t, t + r):                       # re-noise: level t-1 -> t+r-1
-                z = sde.forward_step(z, mu_x, k - 1 if official else k, generator)
+                z = sde.forward_step(z, mx, k - 1 if official else k, generator)
             for k in range(t + r - 1, t - 1, -1):           # denoise: back to level t-1
-                paste = x_known_official if official else sde.sample_marginal(x0k, mu_x, k, generator)
-                z = known * paste + (1 - known) * z
-                z = self._structure_step(z, mu_x, k, generator)
+                paste = rows(x_known_official) if official else sde.sample_marginal(rows(x0k), mx, k, generator)
+                z = kn * paste + (1 - kn) * z
+                z = self._structure_step(z, mx, k, generator)
                 count.add("structure", active)
-            y_new = self._texture_step(y_t, mu, t, z, generator)
+            y_new = self._texture_step(rows(y_t), rows(mu), t, z, generator)
+            s = self._score(y_new, z, kn, t) if use_disc else None
+            if compact:                                     # back to full-batch tensors
+                z, y_new = x_cur.index_copy(0, idx, z), y_cur.index_copy(0, idx, y_new)
+                if use_disc:
+                    s = ref.index_copy(0, idx, s)
             count.add("texture", active)
             iters += active.to(torch.int64)
             if not use_disc:
                 x_cur, y_cur = pick(active, z, x_cur), pick(active, y_new, y_cur)
                 accepted += active.to(torch.int64)
                 continue
-            s = self._score(y_new, z, known, t)
-            count.add("discriminator", active, n_calls=self._score_calls(B))
+            count.add("discriminator", active, n_calls=self._score_calls(int(idx.numel()) if compact else B))
             scores.append(torch.where(active, s, torch.full_like(s, float("nan"))))
             if rs.rule == "paper":                         # every candidate replaces the pair
                 x_cur, y_cur = pick(active, z, x_cur), pick(active, y_new, y_cur)

@@ -121,21 +121,62 @@ class ZeroNoise(torch.nn.Module):
         return torch.zeros_like(x)
 
 
-@pytest.mark.parametrize("early_exit", [True, False])
-def test_device_side_decisions_count_like_the_formula(early_exit):
+@pytest.mark.parametrize("early_exit,compact", [(True, False), (False, False), (True, True), (False, True)])
+def test_device_side_decisions_count_like_the_formula(early_exit, compact):
     T, preset = 12, SamplerPreset(12, u_max=5, u_min=2, jump=3, re=2)
     disc = AlwaysOne()
     sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), MeanRevertingSDE(T=T), discriminator=disc,
-                                  resampling=Resampling(preset), canny_sigma=1.0, early_exit=early_exit)
+                                  resampling=Resampling(preset), canny_sigma=1.0, early_exit=early_exit,
+                                  compact=compact)
     img, known = _images(b=3)
     r = sampler.sample(img, known, generator=torch.Generator().manual_seed(0))
     want = expected_nfe(T, preset, {t: preset.u_min for t, _ in resampled_times(T, preset)})
     assert {n: v.tolist() for n, v in r.nfe.items()} == {n: [want[n]] * 3 for n in want}
     assert set(disc.batches) == {3}          # one batched call per scoring, never per image
     n_times = len(resampled_times(T, preset))
-    iterations = preset.u_min if early_exit else preset.u_max - 1     # stopped images still computed
+    # masked without early exit: stopped images are still computed (but neither counted nor changed)
+    iterations = preset.u_min if (early_exit or compact) else preset.u_max - 1
     assert r.calls["texture"] == T + n_times * iterations
     assert all(int(e["iterations"].max()) == preset.u_min for e in r.resampling)
+
+
+def test_compacted_and_masked_resampling_take_the_same_decisions():
+    """With scores that depend only on which image is scored and how often (not on the random
+    draws), both ways of running the candidates accept, reject and stop the same images at the
+    same iterations, and count the same calls per image."""
+    class ByImage(torch.nn.Module):    # image 0 always improves, image 1 never, image 2 alternates
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(()))
+            self.seen = [0, 0, 0]
+
+        def forward(self, y, x, t, stddev_group=None):
+            out = []
+            # the image's id, written into pixel (0, 0) as 0, 100 or 1000 (the reverse steps of the
+            # zero-noise stub shrink it by up to half, never across the 30 / 300 thresholds)
+            for value in y[:, 0, 0, 0].tolist():
+                image = 0 if value < 30 else 1 if value < 300 else 2
+                self.seen[image] += 1
+                n = self.seen[image]
+                out.append([-float(n), 1.0, (-1.0) ** n][image])
+            return torch.tensor(out).reshape(-1, 1)
+
+    # u_max - 1 - u_min = 2: the masked run scores a stopped image twice more per resampled time
+    # (ignored), which keeps image 2's alternation in step with the compacted run
+    T, preset = 10, SamplerPreset(10, u_max=5, u_min=2, jump=5, re=1)
+    img, known = _images(b=3)
+    img[:, 0, 0, 0] = torch.tensor([0.0, 100.0, 1000.0])
+    known[:, :, 0, 0] = 1
+    runs = {}
+    for compact in (False, True):
+        sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), MeanRevertingSDE(T=T), discriminator=ByImage(),
+                                      resampling=Resampling(preset), canny_sigma=1.0, compact=compact)
+        r = sampler.sample(img, known, generator=torch.Generator().manual_seed(0))
+        runs[compact] = ([(e["iterations"].tolist(), e["accepted"].tolist()) for e in r.resampling],
+                         {n: v.tolist() for n, v in r.nfe.items()})
+    assert runs[False] == runs[True]
+    iterations = [its for its, _ in runs[True][0]]
+    assert all(its[0] == preset.u_max - 1 and its[1] == preset.u_min for its in iterations)
 
 
 def test_sample_in_batches_covers_every_image_and_is_deterministic(nets):
