@@ -44,6 +44,10 @@ def _profile_from_args(args):
     return apply_overrides(get_profile(args.preset), overrides)
 
 
+FAST_HELP = ("run the networks exactly as trained (float32, live spectral norm); by default they run "
+             "through the fast path: spectral norm folded (exact), and on CUDA bf16 + channels-last")
+
+
 def cmd_info(args) -> int:
     from .device import describe_device, pick_device
 
@@ -169,7 +173,8 @@ def cmd_inpaint(args) -> int:
         return 2
     summary = inpaint_file(args.image, args.mask, args.output, folder, sde, method=args.method,
                            black_hole=args.black_hole, seed=prof.seed, device=pick_device(verbose=False),
-                           mode=args.mode, progress=not args.no_progress, structure_out=args.structure_out)
+                           mode=args.mode, progress=not args.no_progress, structure_out=args.structure_out,
+                           fast=not args.no_fast)
     print(json.dumps(summary))
     return 0
 
@@ -203,7 +208,7 @@ def cmd_evaluate(args) -> int:
         masks = {b: m[:args.n_images] for b, m in masks.items()}
     res = evaluate(methods, images, masks, checkpoint=folder, sde=sde, device=pick_device(verbose=False),
                    seed=prof.seed, batch_size=args.batch_size or 16, mode=args.mode,
-                   fid=True if args.fid else "auto" if args.fid is None else False)
+                   fid=True if args.fid else "auto" if args.fid is None else False, fast=not args.no_fast)
     paths = write_report(res, args.out)
     from .evaluate import table1_markdown
 
@@ -291,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--black-hole", action="store_true", help="the mask file marks holes black (kept pixels white)")
     p.add_argument("--structure-out", default="", help="also write the sampled structure map here")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-fast", action="store_true", help=FAST_HELP)
     _add_profile_args(p)
     p.set_defaults(func=cmd_inpaint)
 
@@ -306,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FID/KID with local Inception weights (default: when they are installed)")
     p.add_argument("--out", default="_build/evaluate", help="output folder")
     _add_profile_args(p)
+    p.add_argument("--no-fast", action="store_true", help=FAST_HELP)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="the main demo: all methods on the eval split, tables and figures in _build/demo")

@@ -60,13 +60,23 @@ def needed_networks(methods: Sequence[str]) -> Tuple[str, ...]:
 
 
 def make_method(method: str, nets: Optional[dict] = None, sde: Optional[MeanRevertingSDE] = None,
-                configs: Optional[dict] = None, mode: str = "corrected", **kw):
-    """A sampler-like object with ``.sample(image, known, generator=..., progress=...)``."""
+                configs: Optional[dict] = None, mode: str = "corrected", fast: bool = True, **kw):
+    """A sampler-like object with ``.sample(image, known, generator=..., progress=...)``.
+
+    ``fast``: run the networks through :func:`strdiff_edu.fast.fast_sampler` with
+    ``FastPath.for_device`` of their device: on a CPU only the (exact) spectral-norm folding, on
+    CUDA also bf16 and channels-last (results then differ from float32 by bf16 rounding; Part VI)."""
     if method == "biharmonic":
         return BiharmonicInpainter()
     if method == "telea":
         return TeleaInpainter()
-    return build_sampler(method, nets or {}, sde, configs=configs, mode=mode, **kw)
+    sampler = build_sampler(method, nets or {}, sde, configs=configs, mode=mode, **kw)
+    if fast and nets:
+        from .fast import FastPath, fast_sampler
+
+        device = next(iter(next(iter(nets.values())).parameters())).device
+        sampler = fast_sampler(sampler, FastPath.for_device(device))
+    return sampler
 
 
 def checkpoint_info(folder) -> dict:
@@ -93,7 +103,7 @@ def sde_of_checkpoint(folder) -> Tuple[MeanRevertingSDE, dict]:
 def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torch.Tensor],
              checkpoint=None, sde: Optional[MeanRevertingSDE] = None, device="cpu", seed: int = 0,
              batch_size: int = 16, mode: str = "corrected", fid: Union[bool, str] = "auto",
-             fid_weights=None, keep: int = 2, progress: bool = True, preset=None) -> dict:
+             fid_weights=None, keep: int = 2, progress: bool = True, preset=None, fast: bool = True) -> dict:
     """Run every method on every bin; ``masks[bin]`` is (N, 1, H, W) paired with ``images`` (N, 3, H, W).
 
     ``preset``: the resampling constants (default :func:`~strdiff_edu.sampling.sampler_preset` (T)).
@@ -121,7 +131,7 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
     total = len(methods) * len(masks)
     bar = tqdm(total=total, desc="evaluate", disable=not progress)
     for method in methods:
-        sampler = make_method(method, nets, sde, configs, mode=mode,
+        sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast,
                               **({"preset": preset} if preset is not None and method in SAMPLER_METHODS else {}))
         entry = {"label": LABELS.get(method, method), "description": METHODS[method], "bins": {}}
         for b, known_all in masks.items():
@@ -329,7 +339,7 @@ def write_image_file(image: torch.Tensor, path, kind: str = "rgb", alpha: Option
 
 def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanRevertingSDE, method: str = "strdiff-resample",
                  black_hole: bool = False, seed: int = 0, device="cpu", mode: str = "corrected",
-                 progress: bool = True, structure_out=None) -> dict:
+                 progress: bool = True, structure_out=None, fast: bool = True) -> dict:
     """``strdiff inpaint``: inpaint one file with a mask file (**white = hole**, or ``black_hole``).
 
     Any size: the image and mask are reflect-padded to the networks' multiple (padding counts
@@ -351,7 +361,7 @@ def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanReverting
     nets, configs = ({}, {})
     if needed_networks([method]):
         nets, configs = load_networks(checkpoint, needed_networks([method]), sde, device)
-    sampler = make_method(method, nets, sde, configs, mode=mode)
+    sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast)
     multiple = max([getattr(getattr(n, "config", None), "downsampling_factor", 1) for n in nets.values()] + [1])
     padded = pad_to_multiple(image, multiple)
     known_p = pad_to_multiple(known, multiple)

@@ -218,3 +218,15 @@ def test_bench_cli_parses_and_rejects_unknown_plans():
     assert args.plan == "cpu" and args.sections == "peak,networks"
     with pytest.raises(ValueError, match="unknown plan"):
         bench.plan("huge", "cpu")
+
+
+def test_make_method_uses_the_exact_cpu_fast_path_by_default(nets):
+    from strdiff_edu.evaluate import make_method
+    sde = MeanRevertingSDE(T=6)
+    img, known = _images()
+    fast = make_method("strdiff", nets, sde, canny_sigma=1.0)
+    exact = make_method("strdiff", nets, sde, canny_sigma=1.0, fast=False)
+    assert fast.texture_net is not nets["texture"] and exact.texture_net is nets["texture"]
+    a = fast.sample(img, known, generator=torch.Generator().manual_seed(0)).image
+    b = exact.sample(img, known, generator=torch.Generator().manual_seed(0)).image
+    assert (a - b).abs().max() < 1e-5
