@@ -344,3 +344,17 @@ def test_official_state_dict_values_land_in_the_right_layers(tmp_path):
     bad.pop("init_conv.weight")
     with pytest.raises(ValueError, match=r"missing init_conv.weight.*final_conv.weight: shape"):
         official.convert_official_state_dict(bad, "texture", build_network("texture", "tiny"))
+
+
+@pytest.mark.parametrize("rule", ["official", "paper"])
+def test_logged_reference_score_is_the_initial_one(rule):
+    """The log's first score per resampled time is the score before any candidate, even after
+    acceptances update the reference (on the CPU, ``.cpu()`` alone would alias it)."""
+    preset = SamplerPreset(10, u_max=3, u_min=1, jump=10, re=2)   # one time, t = 10
+    disc = ScriptedDisc([-0.5, -1.0, -2.0])    # both candidates: lower (official) / below 0 (paper)
+    sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), MeanRevertingSDE(T=10), discriminator=disc,
+                                  resampling=Resampling(preset, rule=rule), canny_sigma=1.0)
+    r = sampler.sample(*_image(1), generator=torch.Generator().manual_seed(0))
+    entry = r.resampling[0]
+    assert int(entry["accepted"][0]) == 2
+    assert [float(s[0]) for s in entry["scores"]] == [-0.5, -1.0, -2.0]
