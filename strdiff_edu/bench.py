@@ -507,15 +507,13 @@ def tables(result: dict) -> str:
                          f"{_fmt(r['train_images_per_s'])} | {_fmt(r['train_tflops'])} | "
                          f"{_fmt(r['forward_peak_mb'])} / {_fmt(r['train_peak_mb'])} |")
         lines.append("")
-    for key in ("training",):
-        if isinstance(sec.get(key), list):
-            lines += ["| training step | batch | bf16 | channels_last | compile | img/s | TFLOP/s | MFU |",
-                      "|---|---:|---|---|---|---:|---:|---:|"]
-            for r in sec[key]:
-                lines.append(f"| {r['network']} | {r['batch']} | {r['bf16']} | {r['channels_last']} | {r['compile']} | "
-                             f"{_fmt(r['images_per_s'])} | {_fmt(r['train_tflops'])} | "
-                             f"{_percent(r['mfu'])} |")
-            lines.append("")
+    if isinstance(sec.get("training"), list):
+        lines += ["| training step | batch | bf16 | channels_last | compile | img/s | TFLOP/s | MFU |",
+                  "|---|---:|---|---|---|---:|---:|---:|"]
+        for r in sec["training"]:
+            lines.append(f"| {r['network']} | {r['batch']} | {r['bf16']} | {r['channels_last']} | {r['compile']} | "
+                         f"{_fmt(r['images_per_s'])} | {_fmt(r['train_tflops'])} | {_percent(r['mfu'])} |")
+        lines.append("")
     if isinstance(sec.get("compile"), list):
         lines += ["torch.compile:", ""]
         for r in sec["compile"]:
@@ -530,15 +528,15 @@ def tables(result: dict) -> str:
                 lines.append(f"* {json.dumps(r)}")
         lines.append("")
     if isinstance(sec.get("samplers"), list):
-        lines += ["| sampler | batch | fast path | s / image | structure | texture | discriminator | "
-                  "network GFLOPs / image | overhead |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+        lines += ["| sampler | T | batch | fast path | s / image | structure | texture | discriminator | "
+                  "network GFLOPs / image | overhead |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
         for r in sec["samplers"]:
             if "skipped" in r:
-                lines.append(f"| {r['method']} | skipped ({r['skipped']}) |||||||")
+                lines.append(f"| {r['method']} | {r.get('T', '')} | skipped ({r['skipped']}) ||||||||")
                 continue
             nfe = r["nfe_per_image"]
             ov = r["overhead_fraction"]
-            lines.append(f"| {r['method']} | {r['batch']} | {r['fast_path']} | {r['seconds_per_image']:.3f} | "
+            lines.append(f"| {r['method']} | {r['T']} | {r['batch']} | {r['fast_path']} | {r['seconds_per_image']:.3f} | "
                          f"{nfe.get('structure', 0):.0f} | {nfe.get('texture', 0):.0f} | {nfe.get('discriminator', 0):.0f} | "
                          f"{_fmt(r['network_gflops_per_image'])} | {_percent(ov, 1)} |")
         lines.append("")

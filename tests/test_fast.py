@@ -209,7 +209,7 @@ def test_benchmark_runs_and_reports(tmp_path):
         assert row["overhead_fraction"] >= 0
     assert saved["sections"]["checks"]["discriminator_batched_vs_single"] < 1e-5
     text = bench.tables(r)
-    assert "| irsde | 1 | plain |" in text and "strdiff-resample" in text
+    assert "| irsde | 6 | 1 | plain |" in text and "strdiff-resample" in text
 
 
 def test_bench_cli_parses_and_rejects_unknown_plans():
