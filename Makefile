@@ -1,6 +1,6 @@
 # strdiff_edu — one-command setup, tests, demo and book. Works on a fresh machine with
 # Python 3.11, pip and Node 20; everything installs into .venv/ (created once, then reused).
-.PHONY: help setup test demo book book-check weights bench gpu-wheels clean
+.PHONY: help setup test demo book book-check weights ablations bench gpu-wheels clean
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
@@ -14,6 +14,7 @@ help:
 	@echo "make book   - execute every notebook and render the book to _build/html (offline)"
 	@echo "make bench  - CPU benchmarks of the cpu preset (benchmarks/results/cpu.json)"
 	@echo "make weights - retrain the shipped cpu-preset weights into weights/cpu (about an hour)"
+	@echo "make ablations - Part V's ablations: structure pairings and resampling cases A-D (about 75 min on one CPU thread)"
 
 # Reinstall only when the dependency list changes.
 $(STAMP): pyproject.toml _theme/package-lock.json
@@ -42,6 +43,10 @@ book-check: setup
 # Retrain the shipped cpu-preset weights (about an hour on 2 CPU cores; resumable).
 weights: setup
 	scripts/train_weights.sh cpu
+
+# Part V's ablations -> book/part5_inference/ablations.json (about 75 min on one CPU thread; resumable).
+ablations: setup
+	$(PY) scripts/ablations.py
 
 # CPU benchmarks of the cpu preset (tables + benchmarks/results/cpu.json; tens of minutes on 2 cores).
 bench: setup
