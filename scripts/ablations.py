@@ -4,8 +4,9 @@
    pairing needs its own structure and texture networks: both are trained from scratch at a
    small preset, then StrDiffusion (no resampling) is evaluated on the frozen eval split.
 2. Resampling cases A-D (paper Table 2), with the shipped cpu weights:
-   A = IR-SDE + RePaint-style resampling, B = StrDiffusion without resampling,
-   C = StrDiffusion resampling every time (no discriminator), D = adaptive resampling.
+   A = IR-SDE + RePaint-style resampling, B = StrDiffusion resampling every time (no
+   discriminator), C = StrDiffusion without resampling, D = adaptive resampling (the paper's
+   letters, Sec. 3.4).
 
 Every evaluation is repeated over several sampling seeds; the JSON records per-seed means and
 their spread. The result is committed (book/part5_inference/ablations.json) and read by the
@@ -31,12 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 from strdiff_edu import data, get_profile  # noqa: E402
 from strdiff_edu.checkpoint import shipped_weights  # noqa: E402
+from strdiff_edu.evaluate import TABLE2_CASES as CASES  # noqa: E402  (the paper's letters, Sec. 3.4)
 from strdiff_edu.evaluate import evaluate  # noqa: E402
 from strdiff_edu.masks import PAPER_BINS, bin_name  # noqa: E402
 from strdiff_edu.structure import PAIRINGS  # noqa: E402
 from strdiff_edu.train import TrainConfig, export_weights, train  # noqa: E402
 
-CASES = {"A": "irsde-repaint", "B": "strdiff", "C": "strdiff-always", "D": "strdiff-resample"}
 
 
 def summarise(runs):

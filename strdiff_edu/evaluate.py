@@ -45,7 +45,9 @@ LABELS = {"irsde": "IR-SDE", "irsde-repaint": "IR-SDE + RePaint", "irsde-ode": "
           "biharmonic": "biharmonic", "telea": "Telea"}
 #: ``fid="auto"`` computes FID/KID only from this many images on.
 FID_AUTO_MIN_IMAGES = 100
-TABLE2_CASES = {"A": "irsde-repaint", "B": "strdiff", "C": "strdiff-always", "D": "strdiff-resample"}
+#: Paper Table 2, lettered as the paper's text defines the cases (Sec. 3.4): A = IR-SDE + RePaint,
+#: B = resampling without the discriminator, C = no resampling, D = the full method.
+TABLE2_CASES = {"A": "irsde-repaint", "B": "strdiff-always", "C": "strdiff", "D": "strdiff-resample"}
 
 
 def needed_networks(methods: Sequence[str]) -> Tuple[str, ...]:

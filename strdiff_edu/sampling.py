@@ -49,7 +49,7 @@ same ``y_t`` guided by the new structure, and score the pair with the discrimina
   ``threshold`` (a config value: the paper's number is unknown); every candidate replaces the
   current pair;
 * ``rule="always"``: no discriminator; every candidate is accepted for a fixed ``u_min``
-  iterations (the RePaint-like ablation, Table 2 case C).
+  iterations (the RePaint-like ablation, Table 2 case B).
 
 **Official quirks.** ``mode="corrected"`` (default) fixes four things the official sampler
 does; ``mode="official"`` reproduces each:
@@ -678,8 +678,8 @@ def _accepts_keyword(module, name: str) -> bool:
 METHODS = {
     "irsde": "IR-SDE",
     "irsde-repaint": "IR-SDE + RePaint resampling (Table 2 case A)",
-    "strdiff": "StrDiffusion, no resampling (case B)",
-    "strdiff-always": "StrDiffusion, resampling always accepted, no discriminator (case C)",
+    "strdiff": "StrDiffusion, no resampling (case C)",
+    "strdiff-always": "StrDiffusion, resampling always accepted, no discriminator (case B)",
     "strdiff-resample": "StrDiffusion, adaptive resampling (case D)",
     "strdiff-paper-rule": "StrDiffusion, adaptive resampling with the paper's threshold rule",
     "irsde-ode": "IR-SDE, reverse ODE",
