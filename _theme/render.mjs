@@ -95,6 +95,13 @@ function toText(node) {
   return (node.children ?? []).map(toText).join('');
 }
 
+// A notebook output that is a picture (a plot): what a figure embedding the cell shows.
+function isFigureOutput(o) {
+  const j = o?.jupyter_data;
+  if (!j || !['display_data', 'execute_result', 'update_display_data'].includes(j.output_type)) return false;
+  return Object.keys(j.data ?? {}).some((mime) => mime.startsWith('image/'));
+}
+
 function slugify(text) {
   return (
     text
@@ -162,6 +169,17 @@ class PageRenderer {
     this.footnotes = new Map();
     this.cite = data.references?.cite ?? { order: [], data: {} };
     this.bibliographyRendered = false;
+    // Notebook outputs embedded in a numbered figure (`:::{figure} #cell-label`): mystmd copies
+    // the cell's outputs node (same `id`) into the figure. Its plots are drawn once, in the
+    // figure; the cell keeps only its other outputs (printed text, tables).
+    this.figureOutputs = new Set();
+    const walk = (node, inFigure) => {
+      if (!node) return;
+      if (inFigure && node.type === 'outputs' && node.id) this.figureOutputs.add(node.id);
+      const fig = inFigure || (node.type === 'container' && (node.kind ?? 'figure') === 'figure');
+      for (const c of node.children ?? []) walk(c, fig);
+    };
+    walk(data.mdast, false);
   }
 
   where(node) {
@@ -438,7 +456,17 @@ class PageRenderer {
     const captions = kids.filter((c) => c.type === 'caption' || c.type === 'legend');
     const body = kids.filter((c) => !captions.includes(c));
     const cap = captions.map((c) => this.node(c, { ...ctx, parent: n })).join('');
-    const main = body.map((c) => this.node(c, { ...ctx, parent: n, inFigure: true })).join('');
+    const main = body
+      .map((c) => {
+        if (c.type !== 'outputs') return this.node(c, { ...ctx, parent: n, inFigure: true });
+        // an embedded notebook cell: its plots (the rest stays with the cell)
+        const html = this.outputs(c, { ...ctx, parent: n, inFigure: true, keep: isFigureOutput });
+        if (!html && (c.children ?? []).length) {
+          warn(`${this.where(captions[0] ?? n)} figure '${n.label ?? n.identifier ?? '?'}' embeds a notebook cell without an image output`);
+        }
+        return html;
+      })
+      .join('');
     const inner = n.kind === 'table' || n.kind === 'code' ? cap + main : main + cap;
     return `<figure${attrs({ id, class: cls })}>${inner}</figure>`;
   }
@@ -510,7 +538,8 @@ class PageRenderer {
             : `<div class="cell-input">${src}</div>`,
         );
       } else if (c.type === 'outputs') {
-        const out = this.outputs(c, ctx);
+        const shownInFigure = c.id && this.figureOutputs.has(c.id);
+        const out = this.outputs(c, shownInFigure ? { ...ctx, keep: (o) => !isFigureOutput(o) } : ctx);
         if (!out) continue;
         parts.push(c.visibility === 'hide' ? `<details class="cell-outputs hidden"><summary>Show output</summary>${out}</details>` : out);
       } else {
@@ -526,6 +555,7 @@ class PageRenderer {
     // merge consecutive stream chunks of the same name (progress bars span chunks)
     const items = [];
     for (const o of n.children ?? []) {
+      if (ctx.keep && !ctx.keep(o)) continue;
       const j = o.jupyter_data;
       const last = items[items.length - 1];
       if (j?.output_type === 'stream' && last?.stream === j.name && !j.path && !last.hasPath) {

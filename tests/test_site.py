@@ -14,6 +14,7 @@ outputs and figures); otherwise the book is rendered here without executing the 
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -177,6 +178,12 @@ PAGE_REPORT = r"""
     const n = d.querySelector('.eq-number');
     if (n) eqNumber[d.id] = n.textContent.trim();
   });
+  // numbered figures: id -> {number shown in the caption, images inside}
+  const figures = {};
+  document.querySelectorAll('figure[id]').forEach((f) => {
+    const cap = f.querySelector(':scope > figcaption .caption-number');
+    if (cap) figures[f.id] = { caption: cap.textContent.trim(), images: f.querySelectorAll('img').length };
+  });
   return {
     title: document.title,
     h1: (document.querySelector('h1') || {}).textContent || '',
@@ -189,6 +196,8 @@ PAGE_REPORT = r"""
     unresolved: [...document.querySelectorAll('.unresolved')].map((e) => e.textContent.slice(0, 80)),
     rawTex,
     eqNumber,
+    figures,
+    cellImages: document.querySelectorAll('.cell .cell-outputs img').length,
     stylesheets: [...document.styleSheets].map((s) => { try { return s.cssRules.length; } catch (e) { return -1; } }),
     citations: document.querySelectorAll('a.cite').length,
     bibliography: document.querySelectorAll('.bibliography li').length,
@@ -312,6 +321,33 @@ def test_equation_references_show_the_equation_number(reports, site_dir):
             if shown is None or link["text"] not in (shown, shown.strip("()")):
                 wrong.append(f"{name}: link {link['text']!r} to {page}#{url.fragment} numbered {shown!r}")
     assert checked > 20 and not wrong, "\n".join(wrong)
+
+
+def test_figures_are_numbered_and_references_show_their_number(reports):
+    figures = {name: r["figures"] for name, r in reports.items()}
+    captions = [(name, fid, f["caption"]) for name, figs in figures.items() for fid, f in figs.items()]
+    assert len(captions) >= 10, f"hardly any numbered figures: {captions}"
+    number = {}
+    for name, fid, caption in captions:
+        m = re.fullmatch(r"Figure\s(\d+):", caption)
+        assert m, f"{name}#{fid}: caption number {caption!r} is not 'Figure N:'"
+        number[(name, fid)] = m.group(1)
+    # executed book (plots present): every figure shows its plot
+    if any(r["cellImages"] for r in reports.values()):
+        empty = [f"{name}#{fid}" for name, figs in figures.items() for fid, f in figs.items() if not f["images"]]
+        assert not empty, f"figures without an image: {empty}"
+    checked, wrong = 0, []
+    for name, r in reports.items():
+        for link in r["links"]:
+            if "xref" not in link["cls"] or "figure" not in link["cls"].split():
+                continue
+            url = urlparse(link["href"])
+            page = Path(unquote(url.path)).name
+            shown = number.get((page, unquote(url.fragment)))
+            checked += 1
+            if shown is None or link["text"] != f"Figure\u00a0{shown}" and link["text"] != f"Figure {shown}":
+                wrong.append(f"{name}: link {link['text']!r} to {page}#{url.fragment} numbered {shown!r}")
+    assert checked >= len(captions) and not wrong, "\n".join(wrong) or f"only {checked} figure references"
 
 
 def test_images_load(reports):
