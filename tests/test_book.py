@@ -5,19 +5,10 @@ from pathlib import Path
 
 
 import strdiff_edu
+from strdiff_edu.equations import book_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-
-
-def _book_labels() -> set:
-    labels = set()
-    for page in BOOK.rglob("*.md"):
-        text = page.read_text(encoding="utf-8")
-        labels |= set(re.findall(r"^:label:\s*(\S+)", text, flags=re.M))
-        labels |= set(re.findall(r"^\((\S+)\)=\s*$", text, flags=re.M))
-        labels |= set(re.findall(r"\$\$\s*\((eq-[\w-]+)\)", text))
-    return labels
 
 
 def test_every_docstring_label_exists_in_the_book():
@@ -26,7 +17,7 @@ def test_every_docstring_label_exists_in_the_book():
         for label in re.findall(r"\{ref\}`([^`]+)`", source.read_text(encoding="utf-8")):
             refs.setdefault(label, source.name)
     assert refs, "no docstring names a book label"
-    missing = {label: where for label, where in refs.items() if label not in _book_labels()}
+    missing = {label: where for label, where in refs.items() if label not in book_labels(BOOK)}
     assert not missing, f"docstrings reference labels that no book page defines: {missing}"
 
 
@@ -34,7 +25,7 @@ def test_every_labelled_equation_is_implemented_or_shown():
     """Each equation label in Part I is named by a docstring or referenced in the text."""
     text = "\n".join(p.read_text(encoding="utf-8") for p in BOOK.rglob("*.md"))
     code = "\n".join(p.read_text(encoding="utf-8") for p in Path(strdiff_edu.__file__).parent.rglob("*.py"))
-    for label in sorted(l for l in _book_labels() if l.startswith("eq-")):
+    for label in sorted(l for l in book_labels(BOOK) if l.startswith("eq-")):
         uses = text.count(f"`{label}`") + code.count(f"`{label}`")
         assert uses >= 1, f"equation {label} is never referenced"
 
