@@ -19,10 +19,12 @@ measured in the same run on the same device. Conventions:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -224,9 +226,6 @@ def default_pairing() -> str:
     return "gray2edge" if importlib.util.find_spec("skimage") is not None else "gray2gray"
 
 
-_SAMPLER_ATTR = {"texture": "texture_net", "structure": "structure_net", "discriminator": "disc", "irsde": "net"}
-
-
 class _TimedNetwork(torch.nn.Module):
     """Adds the wall time of every call of ``net`` to ``clock[0]`` (CPU only: on a CPU a call's
     wall time is its compute time, so the sampler's overhead is measured exactly, in the same run)."""
@@ -250,7 +249,7 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
     clocked call by call; on CUDA (asynchronous) it is estimated as the batched calls times each
     network's seconds per call measured at the same batch and fast path in this run."""
     from .fast import fast_sampler
-    from .sampling import build_sampler, sampler_preset
+    from .sampling import NETWORK_ATTRIBUTES, build_sampler, sampler_preset
 
     device = torch.device(device)
     budget = budget or Budget(None)
@@ -276,14 +275,14 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
                                              canny_sigma=prof.canny_sigma), fast)
         clock = [0.0]
         if cpu:
-            for attr in ("net", "texture_net", "structure_net", "disc"):
+            for attr in NETWORK_ATTRIBUTES.values():
                 if getattr(sampler, attr, None) is not None:
                     setattr(sampler, attr, _TimedNetwork(getattr(sampler, attr), clock))
         else:   # per-call seconds first: this also warms up cuDNN's autotuning at this batch
             for n in _networks_of(method):
                 key = (n, batch, fast.label())
                 if key not in per_call:
-                    net = getattr(sampler, _SAMPLER_ATTR[n])
+                    net = getattr(sampler, NETWORK_ATTRIBUTES[n])
                     args = network_inputs(n, preset, batch, device, torch.Generator(device=device).manual_seed(1))
                     kwargs = {"stddev_group": 1} if n == "discriminator" else {}
                     with torch.inference_mode():
@@ -313,18 +312,12 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
     return rows
 
 
-class warnings_suppressed:
+@contextlib.contextmanager
+def warnings_suppressed():
     """Silence the 'no resampling preset for this T' warning inside benchmarks (the row says T)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+        yield
 
 
 def _calls_of(result, network: str) -> int:
@@ -580,7 +573,7 @@ PLANS = ("smoke", "cpu", "gpu")
 
 def add_arguments(p) -> None:
     p.add_argument("--plan", default="smoke", choices=PLANS,
-                   help="smoke: tiny sizes (seconds); cpu: the cpu preset (about 15 min on 2 cores); "
+                   help="smoke: tiny sizes (24 s measured); cpu: the cpu preset (707 s measured, one thread); "
                         "gpu: the paper preset on CUDA (benchmarks/gpu_check.sh)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="", help="JSON path (written after every section)")

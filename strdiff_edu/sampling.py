@@ -99,6 +99,9 @@ from .sde import MeanRevertingSDE
 from .structure import edge_map, grayscale, structure_pair
 
 MODES = ("corrected", "official")
+#: Which sampler attribute holds which network (IRSDESampler has ``net``; StrDiffusionSampler the rest).
+NETWORK_ATTRIBUTES = {"irsde": "net", "texture": "texture_net", "structure": "structure_net",
+                      "discriminator": "disc"}
 RULES = ("official", "paper", "always")
 LATE_GUIDES = ("gray", "mean")
 
