@@ -52,10 +52,11 @@ ablations: setup
 bench: setup
 	$(PY) -m strdiff_edu.cli bench --plan cpu --out benchmarks/results/cpu.json
 
-# numpy/tqdm wheels for Python 3.12 that benchmarks/gpu_check.sh unpacks on a GPU machine lacking them.
+# Wheels for Python 3.12 that benchmarks/gpu_check.sh and scripts/gpu_train.sh unpack on a GPU
+# machine lacking them (PyWavelets: three of the embedded training sources).
 gpu-wheels: setup
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
-	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 numpy tqdm -d .gpu_wheels
+	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 numpy tqdm PyWavelets -d .gpu_wheels
 
 clean:
 	rm -rf _build

@@ -2,6 +2,9 @@
 
 * :class:`BiharmonicInpainter`: scikit-image's ``restoration.inpaint_biharmonic`` (a smooth
   biharmonic fill of the hole, per channel).
+* :class:`HarmonicInpainter`: :func:`strdiff_edu.fill.harmonic_fill` (push-pull + Jacobi sweeps,
+  batched torch): the anchor of the ``x0-harmonic`` networks, shown on its own so that a table
+  says how much the diffusion model adds to it.
 * :class:`TeleaInpainter`: OpenCV's ``cv2.inpaint(..., cv2.INPAINT_TELEA)`` (fast marching).
   OpenCV is an **optional** extra (``pip install opencv-python-headless``); without it
   :func:`telea_available` is ``False`` and the tables simply leave the method out.
@@ -63,6 +66,30 @@ class BiharmonicInpainter(_PerImage):
         from skimage.restoration import inpaint_biharmonic
 
         return inpaint_biharmonic(img, hole, channel_axis=-1)
+
+
+class HarmonicInpainter:
+    """The harmonic fill of :mod:`strdiff_edu.fill`, batched, on the images' device."""
+
+    name = "harmonic"
+
+    def __init__(self, iterations: Optional[int] = None):
+        from .fill import DEFAULT_ITERATIONS
+
+        self.iterations = DEFAULT_ITERATIONS if iterations is None else iterations
+
+    @torch.no_grad()
+    def sample(self, image: torch.Tensor, known: torch.Tensor, generator: Optional[torch.Generator] = None,
+               progress: bool = False, callback: Optional[Callable[[StepInfo], None]] = None,
+               return_trajectory: bool = False) -> SampleResult:
+        """Same signature as the diffusion samplers (the extra arguments are ignored)."""
+        from .fill import harmonic_fill
+
+        start = time.perf_counter()
+        image, known = check_inputs(image, known)
+        known = known.expand(image.shape[0], *known.shape[1:])
+        raw = harmonic_fill(image * known, known, self.iterations)
+        return SampleResult(image=merge_known(image, known, raw), raw=raw, seconds=time.perf_counter() - start)
 
 
 class TeleaInpainter(_PerImage):

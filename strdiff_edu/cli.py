@@ -167,14 +167,14 @@ def cmd_inpaint(args) -> int:
     prof = _profile_from_args(args)
     sde = prof.sde.build()
     folder = _default_checkpoint(args, prof)
-    if args.method not in ("biharmonic", "telea") and not (folder / "manifest.json").is_file():
+    if args.method not in ("biharmonic", "harmonic", "telea") and not (folder / "manifest.json").is_file():
         print(f"strdiff: error: no trained weights in {folder}: run `make weights` or pass --checkpoint DIR",
               file=sys.stderr)
         return 2
     summary = inpaint_file(args.image, args.mask, args.output, folder, sde, method=args.method,
                            black_hole=args.black_hole, seed=prof.seed, device=pick_device(verbose=False),
                            mode=args.mode, progress=not args.no_progress, structure_out=args.structure_out,
-                           fast=not args.no_fast)
+                           fast=not args.no_fast, full_resolution=args.full_resolution, reimpose=args.reimpose)
     print(json.dumps(summary))
     return 0
 
@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("rest", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_data, preset=None)
 
-    from .sampling import MODES
+    from .sampling import DEFAULT_METHOD, DEFAULT_REIMPOSE, MODES
     from .evaluate import METHODS as EVAL_METHODS
 
     p = sub.add_parser("inpaint", help="inpaint one image file with a mask file (white = hole)",
@@ -291,8 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mask")
     p.add_argument("-o", "--output", required=True, help="output image file (PNG)")
     p.add_argument("--checkpoint", default="", help="checkpoint folder (default weights/<preset>)")
-    p.add_argument("--method", default="strdiff-resample", choices=list(EVAL_METHODS))
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=list(EVAL_METHODS),
+                   help=f"(default {DEFAULT_METHOD}) " + "; ".join(f"{k}: {v}" for k, v in EVAL_METHODS.items()))
     p.add_argument("--mode", default="corrected", choices=list(MODES), help="'official' reproduces the official sampler's quirks")
+    p.add_argument("--reimpose", default=None, action=argparse.BooleanOptionalAction,
+                   help=f"re-impose the known pixels after every reverse step (default {DEFAULT_REIMPOSE})")
+    p.add_argument("--full-resolution", action="store_true",
+                   help="inpaint at the file's size; by default a photo whose shorter side exceeds 1.5x the "
+                        "networks' training size is inpainted at that size and the hole pasted back at full size")
     p.add_argument("--black-hole", action="store_true", help="the mask file marks holes black (kept pixels white)")
     p.add_argument("--structure-out", default="", help="also write the sampled structure map here")
     p.add_argument("--no-progress", action="store_true")

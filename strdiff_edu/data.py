@@ -334,6 +334,27 @@ def eval_pairs(size: int, bins: Sequence[Bin] = PAPER_BINS) -> Tuple[torch.Tenso
     return images, masks
 
 
+#: Seeds of the validation split (crops and masks), distinct from the training crops' seed 0.
+VALIDATION_SEED = 77
+
+
+def validation_pairs(size: int, crops_per_scene: int = 1,
+                     bins: Sequence[Bin] = PAPER_BINS) -> Tuple[torch.Tensor, Dict[Bin, torch.Tensor]]:
+    """A validation split carved from the *training* scenes, for choosing recipes and defaults
+    without looking at the evaluation split: ``crops_per_scene`` crops of every training scene
+    drawn with :data:`VALIDATION_SEED` (other crops than the training ones, though of the same
+    photographs), each paired with one seeded mask per bin. Same layout as :func:`eval_pairs`."""
+    tr, _ = default_split()
+    crops = [c for scene in tr for c in scene_crops(scene, crops_per_scene, VALIDATION_SEED)]
+    images = torch.stack([render_crop(c, size) for c in crops])
+    masks = {}
+    for b in bins:
+        holes = np.stack([free_form_mask(size, b, np.random.default_rng(mask_seed(VALIDATION_SEED, b, i)))
+                          for i in range(len(images))])
+        masks[tuple(b)] = to_known(holes)
+    return images, masks
+
+
 def credits_table(markdown: bool = True) -> str:
     """The embedded sources with package, licence and credit (a Markdown table)."""
     rows = [(s.name, s.package, f"`{s.call}`", s.description, s.licence, s.credit) for s in SOURCES]

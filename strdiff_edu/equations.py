@@ -69,10 +69,12 @@ EQUATIONS: Tuple[PaperEquation, ...] = (
         ("tests/test_checkpoint_losses.py::test_matching_loss_is_zero_for_the_noise_that_lands_on_the_ideal_state",
          "tests/test_checkpoint_losses.py::test_masked_l1_weights_the_hole",
          "tests/test_symbolic.py::test_training_gap_is_second_order"),
-        related=("eq-predicted-mean",),
-        note="The paper's positive time weight is absent from the official code (no weighting) "
-             "and from ours; the hole weight 10 is the official code's. The texture target is Eq. 4, "
-             "the structure's Eq. 10."),
+        related=("eq-predicted-mean", "eq-weighted-loss", "eq-clean-parameterization", "eq-clean-loss"),
+        note="The paper's positive time weight is 1 in the official code (`--prediction noise`); the "
+             "shipped networks use the weight 1/c_t, i.e. they predict the clean state and are trained "
+             "with L1 on it (`strdiff_edu.losses.clean_matching_loss`, "
+             "`tests/test_parameterization.py`). The hole weight 10 is the official code's. The texture "
+             "target is Eq. 4, the structure's Eq. 10."),
     PaperEquation(
         6, "reverse transition rewritten with Bayes' rule under the structure", "eq-structure-bayes",
         ("strdiff_edu.symbolic.derive_eq11",),

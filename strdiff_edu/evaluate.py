@@ -28,13 +28,15 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .baselines import BiharmonicInpainter, TeleaInpainter
+from .baselines import BiharmonicInpainter, HarmonicInpainter, TeleaInpainter
 from .masks import Bin, bin_name
-from .sampling import (METHODS as SAMPLER_METHODS, NETWORKS_OF_METHOD, build_sampler, load_networks,
-                       sampler_preset)
+from .sampling import (DEFAULT_METHOD, METHODS as SAMPLER_METHODS, NETWORKS_OF_METHOD, build_sampler,
+                       load_networks, sampler_preset)
 from .sde import MeanRevertingSDE
 
-BASELINE_METHODS = {"biharmonic": "biharmonic (scikit-image)", "telea": "Telea (OpenCV, optional)"}
+BASELINE_METHODS = {"biharmonic": "biharmonic (scikit-image)",
+                    "harmonic": "harmonic fill (push-pull + Jacobi; the anchor of the x0-harmonic networks)",
+                    "telea": "Telea (OpenCV, optional)"}
 METHODS = {**SAMPLER_METHODS, **BASELINE_METHODS}
 LABELS = {"irsde": "IR-SDE", "irsde-repaint": "IR-SDE + RePaint", "irsde-ode": "IR-SDE (ODE)",
           "strdiff": "StrDiffusion", "strdiff-ode": "StrDiffusion (ODE)",
@@ -42,7 +44,7 @@ LABELS = {"irsde": "IR-SDE", "irsde-repaint": "IR-SDE + RePaint", "irsde-ode": "
           "strdiff-resample": "StrDiffusion + adaptive resampling",
           "strdiff-paper-rule": "StrDiffusion + resampling (paper rule)",
           "strdiff-cheap": "StrDiffusion (cheap, Part VI)",
-          "biharmonic": "biharmonic", "telea": "Telea"}
+          "biharmonic": "biharmonic", "harmonic": "harmonic fill", "telea": "Telea"}
 #: ``fid="auto"`` computes FID/KID only from this many images on.
 FID_AUTO_MIN_IMAGES = 100
 #: Paper Table 2, lettered as the paper's text defines the cases (Sec. 3.4): A = IR-SDE + RePaint,
@@ -70,6 +72,8 @@ def make_method(method: str, nets: Optional[dict] = None, sde: Optional[MeanReve
     CUDA also bf16 and channels-last (results then differ from float32 by bf16 rounding; Part VI)."""
     if method == "biharmonic":
         return BiharmonicInpainter()
+    if method == "harmonic":
+        return HarmonicInpainter()
     if method == "telea":
         return TeleaInpainter()
     sampler = build_sampler(method, nets or {}, sde, configs=configs, mode=mode, **kw)
@@ -151,8 +155,10 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
                     nfe.setdefault(k, []).append(v)
             out = torch.cat(outs)
             p, s = M.psnr(out, images), M.ssim(out, images)
+            colour = M.hole_colour_error(out, images, known_all)
             row = {"n": int(out.shape[0]), "psnr": float(p.mean()), "ssim": float(s.mean()),
                    "psnr_all": [round(float(v), 4) for v in p], "ssim_all": [round(float(v), 5) for v in s],
+                   "hole_colour_error_all": [round(float(v), 5) for v in colour],
                    "seconds_per_image": secs / out.shape[0],
                    "nfe_per_image": {k: float(torch.cat(v).float().mean()) for k, v in nfe.items()}}
             if inception is not None:
@@ -339,18 +345,66 @@ def write_image_file(image: torch.Tensor, path, kind: str = "rgb", alpha: Option
     return path
 
 
-def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanRevertingSDE, method: str = "strdiff-resample",
+def working_size(height: int, width: int, train_size: int) -> Tuple[int, int]:
+    """The size an image is inpainted at: unchanged when its shorter side is at most 1.5 x the
+    networks' training size, else scaled (aspect kept) so that its shorter side equals it. The
+    networks learned hole shapes and textures at ``train_size``; a 256 px photo given to 64 px
+    networks is inpainted at 64 px and the hole pasted back at 256 px."""
+    short = min(height, width)
+    if short <= 1.5 * train_size:
+        return height, width
+    f = train_size / short
+    return max(1, round(height * f)), max(1, round(width * f))
+
+
+def inpaint_image(sampler, image: torch.Tensor, known: torch.Tensor, train_size: Optional[int], multiple: int = 1,
+                  generator: Optional[torch.Generator] = None, progress: bool = False, full_resolution: bool = False):
+    """Inpaint ``image`` (1, 3, H, W) with ``known`` (1, 1, H, W) at :func:`working_size` (or at
+    full resolution), pasting the result's hole back into the full-resolution known pixels.
+
+    Downscaling uses area averaging; a working pixel counts as known only if every full-resolution
+    pixel under it is known. The result is upsampled bicubically. Returns ``(result, structure,
+    sample_result)``: ``result`` (1, 3, H, W) has the known pixels of ``image`` exactly;
+    ``structure`` is the sampled structure map at (H, W) (bilinear) or ``None``."""
+    import torch.nn.functional as F
+
+    from .models.layers import pad_to_multiple
+
+    H, W = image.shape[-2:]
+    h, w = (H, W) if full_resolution or not train_size else working_size(H, W, train_size)
+    small, small_known = image, known
+    if (h, w) != (H, W):
+        small = F.interpolate(image, size=(h, w), mode="area")
+        small_known = (F.interpolate(known.float(), size=(h, w), mode="area") > 1 - 1e-6).float()
+    padded = pad_to_multiple(small, multiple)
+    known_p = pad_to_multiple(small_known, multiple)
+    r = sampler.sample(padded, known_p, generator=generator, progress=progress)
+    out = r.image[..., :h, :w]
+    if (h, w) != (H, W):
+        out = F.interpolate(out, size=(H, W), mode="bicubic", align_corners=False).clamp(0, 1)
+    out = torch.where(known.to(out.device) > 0.5, image.to(out.device), out)
+    structure = None
+    if r.structure is not None:
+        structure = r.structure[..., :h, :w]
+        if (h, w) != (H, W):
+            structure = F.interpolate(structure, size=(H, W), mode="bilinear", align_corners=False)
+    return out, structure, r
+
+
+def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanRevertingSDE, method: str = DEFAULT_METHOD,
                  black_hole: bool = False, seed: int = 0, device="cpu", mode: str = "corrected",
-                 progress: bool = True, structure_out=None, fast: bool = True) -> dict:
+                 progress: bool = True, structure_out=None, fast: bool = True, full_resolution: bool = False,
+                 reimpose: Optional[bool] = None) -> dict:
     """``strdiff inpaint``: inpaint one file with a mask file (**white = hole**, or ``black_hole``).
 
-    Any size: the image and mask are reflect-padded to the networks' multiple (padding counts
-    as known) and the result is cropped back. Returns a summary dict."""
+    Any size: a photo much larger than the networks' training size is inpainted at
+    :func:`working_size` and its hole pasted back at full resolution (``full_resolution``: inpaint
+    at the file's size); the image and mask are reflect-padded to the networks' multiple (padding
+    counts as known) and cropped back. Returns a summary dict."""
     import warnings
 
     from .device import make_generator
     from .masks import load_mask
-    from .models.layers import pad_to_multiple
 
     image, kind, alpha = read_image_file(image_path)
     with warnings.catch_warnings():
@@ -363,16 +417,18 @@ def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanReverting
     nets, configs = ({}, {})
     if needed_networks([method]):
         nets, configs = load_networks(checkpoint, needed_networks([method]), sde, device)
-    sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast)
+    sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast,
+                          **({"reimpose": reimpose} if method in SAMPLER_METHODS else {}))
     multiple = max([getattr(getattr(n, "config", None), "downsampling_factor", 1) for n in nets.values()] + [1])
-    padded = pad_to_multiple(image, multiple)
-    known_p = pad_to_multiple(known, multiple)
-    r = sampler.sample(padded.to(device), known_p.to(device), generator=make_generator(seed, device), progress=progress)
-    result = r.image[..., :H, :W].cpu()
-    result = torch.where(known > 0.5, image, result)
+    train_size = next((int(c["image_size"]) for c in configs.values() if c.get("image_size")), None)
+    result, structure, r = inpaint_image(sampler, image.to(device), known.to(device), train_size, multiple,
+                              generator=make_generator(seed, device), progress=progress,
+                              full_resolution=full_resolution)
+    result = result.cpu()
     write_image_file(result, out_path, kind, alpha)
-    if structure_out and r.structure is not None:
-        write_image_file(r.structure[..., :H, :W].cpu().repeat(1, 3, 1, 1), structure_out, "gray")
-    return {"out": str(out_path), "size": [W, H], "kind": kind, "method": method, "seconds": round(r.seconds, 2),
-            "hole_ratio": round(float(1 - known.mean()), 4),
+    if structure_out and structure is not None:
+        write_image_file(structure.cpu().repeat(1, 3, 1, 1), structure_out, "gray")
+    work = list(result.shape[-2:]) if full_resolution or not train_size else list(working_size(H, W, train_size))
+    return {"out": str(out_path), "size": [W, H], "working_size": work[::-1], "kind": kind, "method": method,
+            "seconds": round(r.seconds, 2), "hole_ratio": round(float(1 - known.mean()), 4),
             "nfe": {k: int(v[0]) for k, v in r.nfe.items()}}

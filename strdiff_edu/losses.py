@@ -62,6 +62,19 @@ def reverse_matching_loss(sde: MeanRevertingSDE, predicted_noise: torch.Tensor, 
     return masked_l1(predicted_mean, ideal.float(), known, hole_weight)
 
 
+def clean_matching_loss(predicted_clean: torch.Tensor, clean: torch.Tensor, known: torch.Tensor,
+                        hole_weight: float = 10.0) -> torch.Tensor:
+    """Eq. 5 with the time weight gamma_t = 1 / (x0 coefficient of Eq. 4) (book:
+    {ref}`eq-clean-loss`): the hole-weighted L1 between the network's clean-state prediction
+    ``x0_hat`` and the clean state ``x0``.
+
+    The reverse mean of Eq. 4 depends on x0 through ``C_t (1 - A_t^2) / (1 - B_t^2) (x0 - mu)``,
+    so an error in the hole's content reaches the official loss scaled by that coefficient
+    (1 at t = 1, ~1e-3 at t = T for the cpu preset); dividing it out gives every t the same
+    say in what the hole should contain. Computed in float32."""
+    return masked_l1(predicted_clean.float(), clean.float(), known, hole_weight)
+
+
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, anchor: torch.Tensor,
                        margin: float = 1.0, triplet_weight: float = 1.0):
     """The discriminator objective of the official code (paper Eqs. 14-16; book:

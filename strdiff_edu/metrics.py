@@ -52,6 +52,19 @@ def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     return (10 * torch.log10(data_range ** 2 / mse)).float()
 
 
+def hole_colour_error(a: torch.Tensor, b: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Per image, the distance between the mean colours of ``a`` and ``b`` over the hole
+    (``known == 0``): ``|| mean_hole(a) - mean_hole(b) ||_2`` over the RGB channels, (B,).
+    A dark or tinted fill shows up here even where PSNR averages it away. Images without a hole
+    get 0."""
+    _check_pair(a, b)
+    hole = (1 - known.float()).expand(a.shape[0], 1, *a.shape[-2:])
+    area = hole.sum(dim=(1, 2, 3)).clamp_min(1.0)
+    mean_a = (a.float() * hole).sum(dim=(2, 3)) / area[:, None]
+    mean_b = (b.float() * hole).sum(dim=(2, 3)) / area[:, None]
+    return (mean_a - mean_b).norm(dim=1)
+
+
 def _gaussian_window(sigma: float, truncate: float, device, dtype) -> torch.Tensor:
     radius = int(truncate * sigma + 0.5)
     x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)

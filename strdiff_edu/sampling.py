@@ -237,6 +237,18 @@ def merge_known(image: torch.Tensor, known: torch.Tensor, sample: torch.Tensor) 
     return torch.where(known > 0.5, image, sample.clamp(0, 1))
 
 
+def reimpose_known(sde: MeanRevertingSDE, y: torch.Tensor, mu: torch.Tensor, known: torch.Tensor,
+                   level: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """The state ``y`` at ``level`` with its known region replaced by a draw of the forward
+    marginal of the known pixels, ``mu + sigma_bar_level z`` there (for the known pixels
+    ``y_0 = mu``, so the marginal's mean is ``mu`` at every level; book:
+    {ref}`eq-marginal`). At level 0 that is ``mu`` itself. RePaint's known-region injection, at
+    every reverse step."""
+    if level <= 0:
+        return known * mu + (1 - known) * y
+    return known * sde.sample_marginal(mu, mu, level, generator) + (1 - known) * y
+
+
 def check_inputs(image: torch.Tensor, known: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Validate ``(image, known)``; return the image (float) and the mask expanded to (B, 1, H, W)."""
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
@@ -334,14 +346,16 @@ class IRSDESampler:
 
     ``repaint``: optional :class:`RePaint` resampling (the texture's known region then follows the
     forward marginal of the known pixels, which for IR-SDE is ``mu + sigma_bar_t z`` since
-    ``y_0 = mu`` there). ``stochastic=False``: the reverse-ODE variant.
+    ``y_0 = mu`` there). ``stochastic=False``: the reverse-ODE variant. ``reimpose``: after every
+    reverse step, replace the known region by a draw of its forward marginal (:func:`reimpose_known`).
     """
 
     name = "IR-SDE"
 
     def __init__(self, net: torch.nn.Module, sde: MeanRevertingSDE, stochastic: bool = True,
-                 repaint: Optional[RePaint] = None):
+                 repaint: Optional[RePaint] = None, reimpose: bool = False):
         self.net, self.sde, self.stochastic, self.repaint = net, sde, stochastic, repaint
+        self.reimpose = reimpose
 
     def _step(self, y, mu, t, generator):
         noise = self.net(y, mu, t)
@@ -380,7 +394,7 @@ class IRSDESampler:
                         z = self._step(z, mu, k, generator)
                         count.add("texture")
                     y_prev = z
-            y = y_prev
+            y = reimpose_known(sde, y_prev, mu, known, t - 1, generator) if self.reimpose else y_prev
             traj.add(t - 1, y)
             if callback is not None:
                 callback(StepInfo(t, "texture", y))
@@ -423,6 +437,10 @@ class StrDiffusionSampler:
         iteration); ``False`` always runs the preset's maximum number of iterations, with no wait
         for the device inside the sampling loop (stopped images are then computed but unchanged
         and not counted).
+    reimpose:
+        After every texture reverse step, replace the texture's known region by a draw of its
+        forward marginal at the new level (:func:`reimpose_known`); the structure's known region
+        is always re-imposed.
     compact:
         Run the resampling candidates of the still-active images only (gathered by index) instead
         of the whole batch with masks; default: on a CPU yes, on CUDA no (see ``_resample``).
@@ -434,7 +452,7 @@ class StrDiffusionSampler:
                  resampling: Optional[Resampling] = None, mode: str = "corrected",
                  late_guide: Optional[str] = None, switch_fraction: float = 0.4,
                  pairing: str = "gray2edge", canny_sigma: float = 2.0, stochastic: bool = True,
-                 early_exit: bool = True, compact: Optional[bool] = None):
+                 early_exit: bool = True, compact: Optional[bool] = None, reimpose: bool = False):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         late_guide = late_guide or ("mean" if mode == "official" else "gray")
@@ -449,6 +467,7 @@ class StrDiffusionSampler:
         self.sde, self.resampling, self.mode, self.late_guide = sde, resampling, mode, late_guide
         self.switch_fraction, self.pairing, self.canny_sigma = switch_fraction, pairing, canny_sigma
         self.stochastic, self.early_exit, self.compact = stochastic, early_exit, compact
+        self.reimpose = reimpose
         self._disc_takes_group = _accepts_keyword(discriminator, "stddev_group")
 
     # -- pieces ---------------------------------------------------------------
@@ -533,6 +552,8 @@ class StrDiffusionSampler:
                     y_prev, x_prev, entry = self._resample(t, times[t], y, x_prev, y_prev, mu, mu_x, x0k,
                                                            x_known, known, count, generator)
                     log.append(entry)
+                if self.reimpose:
+                    y_prev = reimpose_known(sde, y_prev, mu, known, t - 1, generator)
                 y, x = y_prev, x_prev
                 structure_out = x
                 traj.add(t - 1, y, x)
@@ -540,6 +561,8 @@ class StrDiffusionSampler:
                     callback(StepInfo(t, "early", y, x, x_in))
             else:
                 y = self._texture_step(y, mu, t, self._late_guide(y), generator)
+                if self.reimpose:
+                    y = reimpose_known(sde, y, mu, known, t - 1, generator)
                 count.add("texture")
                 traj.add(t - 1, y)
                 if callback is not None:
@@ -678,6 +701,11 @@ def _accepts_keyword(module, name: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- loading
+#: The method ``strdiff inpaint`` uses unless told otherwise, and whether the samplers re-impose
+#: the known pixels after every reverse step by default: chosen on the validation split
+#: (``benchmarks/quality.py select``; numbers in ``benchmarks/results/validation_cpu.json``).
+DEFAULT_METHOD = "strdiff"
+DEFAULT_REIMPOSE = True
 METHODS = {
     "irsde": "IR-SDE",
     "irsde-repaint": "IR-SDE + RePaint resampling (Table 2 case A)",
@@ -724,19 +752,22 @@ def load_networks(folder, networks, sde: MeanRevertingSDE, device="cpu") -> Tupl
 
 def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optional[dict] = None,
                   mode: str = "corrected", preset: Optional[SamplerPreset] = None,
-                  canny_sigma: Optional[float] = None, threshold: float = 0.0, prefer: str = "lower"):
+                  canny_sigma: Optional[float] = None, threshold: float = 0.0, prefer: str = "lower",
+                  reimpose: Optional[bool] = None):
     """A sampler for one of :data:`METHODS` from loaded networks (see :func:`load_networks`).
 
     ``canny_sigma`` defaults to the checkpoint preset's ``canny_sigma``; ``preset`` to
-    :func:`sampler_preset` (T)."""
+    :func:`sampler_preset` (T). ``reimpose``: re-impose the texture's known pixels after every
+    reverse step (:func:`reimpose_known`; default :data:`DEFAULT_REIMPOSE`)."""
     from .profiles import PRESETS
 
+    reimpose = DEFAULT_REIMPOSE if reimpose is None else reimpose
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     preset = preset or sampler_preset(sde.T)
     if method.startswith("irsde"):
         return IRSDESampler(nets["irsde"], sde, stochastic=method != "irsde-ode",
-                            repaint=RePaint(preset) if method == "irsde-repaint" else None)
+                            repaint=RePaint(preset) if method == "irsde-repaint" else None, reimpose=reimpose)
     cfg = (configs or {}).get("texture", {})
     pairing = cfg.get("structure", {}).get("pairing", "gray2edge")
     if canny_sigma is None:
@@ -746,4 +777,5 @@ def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optio
     return StrDiffusionSampler(nets["texture"], nets["structure"], sde, discriminator=nets.get("discriminator"),
                                resampling=resampling, mode=mode,
                                switch_fraction=CHEAP_SWITCH_FRACTION if method == "strdiff-cheap" else preset.switch_fraction,
-                               pairing=pairing, canny_sigma=canny_sigma, stochastic=method != "strdiff-ode")
+                               pairing=pairing, canny_sigma=canny_sigma, stochastic=method != "strdiff-ode",
+                               reimpose=reimpose)

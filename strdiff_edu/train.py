@@ -16,6 +16,7 @@ Ctrl-C; the EMA weights are the ones exported and used for samples; the metrics 
 """
 from __future__ import annotations
 
+import collections
 import copy
 import csv
 import dataclasses
@@ -33,8 +34,9 @@ import torch
 import torch.nn as nn
 
 from . import checkpoint as ckpt_io
-from .losses import discriminator_loss, ideal_target, reverse_matching_loss
+from .losses import clean_matching_loss, discriminator_loss, ideal_target, reverse_matching_loss
 from .profiles import Profile, get_profile
+from .models.config import PREDICTIONS
 from .sde import MeanRevertingSDE
 
 STAGES = ("structure", "texture", "texture-irsde", "discriminator")
@@ -60,6 +62,8 @@ class TrainConfig:
     grad_clip: float = 0.0                # 0: off (official: off)
     hole_weight: float = 10.0             # official: the hole counts 10x in the L1 loss
     target: str = "eq4"                   # "eq4" (official) or "eq11" (Part II)
+    prediction: str = "noise"             # "noise" (official), "x0" or "x0-harmonic": what the U-Net predicts
+    crops_per_scene: int = 0              # embedded data: seeded crops per training scene (0: the profile's)
     structure_weight: float = -1.0        # omega of Eq. 11; < 0: the derived default
     structure_source: str = "oracle"      # texture stage: "oracle" x*_{t-1} (official) or "network"
     structure_checkpoint: str = ""        # folder or file of the trained structure network
@@ -71,6 +75,7 @@ class TrainConfig:
     bins: str = "paper"                   # mask-ratio bins drawn in training
     seed: int = 0
     checkpoint_every: int = 100
+    snapshot_every: int = 0               # also keep <out>/step_<N>.pt every N steps (0: off), for curves
     sample_every: int = 0                 # 0: only at the end
     log_every: int = 10
     bf16: bool = True                     # autocast to bfloat16 on CUDA (ignored on CPU)
@@ -90,13 +95,13 @@ def build_network(network: str, prof: Profile, model_overrides: Optional[Dict[st
     cfg = models.model_config(prof.name, network, variant)
     if model_overrides:
         cfg = dataclasses.replace(cfg, **model_overrides)
-    return models.build_network(network, cfg), cfg.to_dict()
+    return models.build_network(network, cfg, prof.sde.build()), cfg.to_dict()
 
 
-def network_from_dict(network: str, cfg: Dict[str, Any]):
+def network_from_dict(network: str, cfg: Dict[str, Any], sde: Optional[MeanRevertingSDE] = None):
     from . import models
 
-    return models.build_network(network, models.config_from_dict(cfg))
+    return models.build_network(network, models.config_from_dict(cfg), sde)
 
 
 def checkpoint_config(network: str, model_cfg: Dict[str, Any], sde: MeanRevertingSDE, prof: Profile,
@@ -124,7 +129,8 @@ def load_network(source, network: str, device="cpu", expect: Optional[Dict[str, 
     if path.is_dir():
         path = ckpt_io.network_path(path, network)
     ck = ckpt_io.load_checkpoint(path, expect=expect, network=network)
-    net = network_from_dict(network, ck["config"]["model"])
+    sde = MeanRevertingSDE(**ck["config"]["sde"]) if "sde" in ck["config"] else None
+    net = network_from_dict(network, ck["config"]["model"], sde)
     state = ck.get("ema") if use_ema and ck.get("ema") is not None else ck["model"]
     net.load_state_dict(state)
     return net.to(device).eval(), ck["config"]
@@ -141,7 +147,7 @@ class BatchSource:
         self.prof, self.cfg = prof, cfg
         size = prof.image_size
         if cfg.data == "embedded":
-            self.images = _embedded_train_set(size, prof.train_crops)
+            self.images = _embedded_train_set(size, cfg.crops_per_scene or prof.train_crops)
         else:
             self.images = data.ImageFolder(cfg.data, size=size)
         if len(self.images) == 0:
@@ -198,6 +204,9 @@ class StageLoss:
             raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
         if not 1 <= cfg.t_min <= sde.T:
             raise ValueError(f"t_min must lie in 1..T={sde.T}, got {cfg.t_min}")
+        if cfg.prediction != "noise" and cfg.target != "eq4" and stage == "texture":
+            raise ValueError(f"--prediction {cfg.prediction} trains on the clean image (Eq. 4's x0); "
+                             "--target eq11 needs --prediction noise")
         if stage == "texture" and cfg.structure_source == "network" and structure_net is None:
             raise ValueError("structure_source='network' needs the trained structure network "
                              "(--structure-checkpoint weights/<preset>)")
@@ -222,8 +231,12 @@ class StageLoss:
         sde, cfg = self.sde, self.cfg
         image, known = b["image"], b["known"]
         t = self.sample_t(image.shape[0], gen, image.device)
+        clean = cfg.prediction != "noise"   # Eq. 5 with gamma_t = 1 / (x0 coefficient): L1 on x0
         if self.stage == "structure":
             x_t = sde.sample_marginal(b["x0"], b["mu_x"], t, generator=gen)
+            if clean:
+                loss = clean_matching_loss(model(x_t, b["mu_x"], t, clean=True), b["x0"], known, cfg.hole_weight)
+                return loss, {"loss": loss.detach()}
             noise = model(x_t, b["mu_x"], t)
             ideal = sde.ideal_reverse_state(x_t, b["x0"], b["mu_x"], t)      # Eq. 10
             loss = reverse_matching_loss(sde, noise, x_t, b["mu_x"], t, ideal, known, cfg.hole_weight)
@@ -231,11 +244,17 @@ class StageLoss:
         mu = image * known
         y_t = sde.sample_marginal(image, mu, t, generator=gen)
         if self.stage == "texture-irsde":
+            if clean:
+                loss = clean_matching_loss(model(y_t, mu, t, clean=True), image, known, cfg.hole_weight)
+                return loss, {"loss": loss.detach()}
             noise = model(y_t, mu, t)
             ideal = sde.ideal_reverse_state(y_t, image, mu, t)
             loss = reverse_matching_loss(sde, noise, y_t, mu, t, ideal, known, cfg.hole_weight)
             return loss, {"loss": loss.detach()}
         x_t, x_prev = self.structure_guide(b, t, gen)
+        if self.stage == "texture" and clean:
+            loss = clean_matching_loss(model(y_t, mu, t, x_prev, clean=True), image, known, cfg.hole_weight)
+            return loss, {"loss": loss.detach()}
         if self.stage == "texture":
             noise = model(y_t, mu, t, x_prev)
             weight = cfg.structure_weight if cfg.structure_weight >= 0 else None
@@ -313,12 +332,16 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
     sde = prof.sde.build()
     network = NETWORK_OF_STAGE[cfg.stage]
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    if network != "discriminator":
+        model_overrides = {"prediction": cfg.prediction, **(model_overrides or {})}
     model, model_cfg = build_network(network, prof, model_overrides, cfg.model_variant)
     model.to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     betas = (0.5, 0.99) if cfg.stage == "discriminator" else (0.9, 0.99)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas)
-    milestones = [] if cfg.stage == "discriminator" else sorted({max(1, int(f * cfg.steps)) for f in cfg.lr_milestones})
+    # fractions >= 1 (e.g. --lr-milestones 1.0) mean a constant learning rate
+    milestones = [] if cfg.stage == "discriminator" else sorted({max(1, int(f * cfg.steps))
+                                                                 for f in cfg.lr_milestones if f < 1})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
     ck_config = checkpoint_config(network, model_cfg, sde, prof, cfg)
     train_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
@@ -339,6 +362,9 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
+        # the schedule follows this run's --steps and --lr-milestones (a run extended with a larger
+        # --steps keeps its milestones where the new config puts them)
+        sched.milestones = collections.Counter(milestones)
         start, history = int(ck["step"]), list(ck.get("history", []))
         wall_before = float(ck.get("wall_s", 0.0))
         if is_main:
@@ -353,10 +379,10 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
     batch_size = cfg.batch_size or prof.batch_size
     use_bf16 = cfg.bf16 and device.type == "cuda"
 
-    def save(step):
+    def save(step, path=None):
         if not is_main:
             return
-        ckpt_io.save_checkpoint(last, {
+        ckpt_io.save_checkpoint(path or last, {
             "network": network, "config": ck_config, "train": train_dict, "step": step,
             "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "history": history,
@@ -397,6 +423,8 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                 if done % cfg.checkpoint_every == 0:
                     save(done)
+                if cfg.snapshot_every and done % cfg.snapshot_every == 0:
+                    save(done, out / f"step_{done:06d}.pt")
                 if cfg.sample_every and done % cfg.sample_every == 0 and is_main:
                     write_samples(out / "samples" / f"step_{done:06d}.png", cfg.stage, ema, sde, source, device)
                 if stop.requested:
@@ -539,6 +567,7 @@ def add_train_args(parser) -> None:
         else:
             typ = {"int": int, "float": float, "str": str, "Optional[str]": str}.get(str(f.type), str)
             choices = {"stage": STAGES, "target": ("eq4", "eq11"), "structure_source": ("oracle", "network"),
+                       "prediction": PREDICTIONS,
                        "edge_source": ("known", "full")}.get(f.name)
             parser.add_argument(flag, dest=f.name, type=typ, default=None, choices=choices,
                                 help=f"(default {default!r})")

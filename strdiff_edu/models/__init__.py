@@ -29,7 +29,7 @@ from typing import Union
 
 from torch import nn
 
-from .config import (NETWORKS, PRESET_NAMES, DiscriminatorConfig, UNetConfig, config_from_dict,
+from .config import (NETWORKS, PREDICTIONS, PRESET_NAMES, DiscriminatorConfig, UNetConfig, config_from_dict,
                      model_config)
 from .discriminator import TimeConditionedDiscriminator, minibatch_stddev
 from .spade import SPADE, SPADEResBlock
@@ -45,26 +45,27 @@ def _check(cfg, cls, network: str, **expected) -> None:
                              f"the config has {getattr(cfg, name)!r}")
 
 
-def build_texture_net(cfg: UNetConfig) -> ConditionalUNet:
-    """The structure-conditioned texture noise network (RGB, SPADE)."""
+def build_texture_net(cfg: UNetConfig, sde=None) -> ConditionalUNet:
+    """The structure-conditioned texture noise network (RGB, SPADE); ``sde`` is needed by the
+    clean-state predictions (``cfg.prediction != "noise"``)."""
     _check(cfg, UNetConfig, "texture", image_channels=3, spade=True)
-    return ConditionalUNet(cfg)
+    return ConditionalUNet(cfg, sde)
 
 
-def build_structure_net(cfg: UNetConfig) -> ConditionalUNet:
+def build_structure_net(cfg: UNetConfig, sde=None) -> ConditionalUNet:
     """The structure noise network (one channel, no SPADE)."""
     _check(cfg, UNetConfig, "structure", image_channels=1, spade=False)
-    return ConditionalUNet(cfg)
+    return ConditionalUNet(cfg, sde)
 
 
-def build_irsde_net(cfg: UNetConfig) -> ConditionalUNet:
+def build_irsde_net(cfg: UNetConfig, sde=None) -> ConditionalUNet:
     """The IR-SDE baseline texture network (RGB, no SPADE)."""
     _check(cfg, UNetConfig, "irsde", image_channels=3, spade=False)
-    return ConditionalUNet(cfg)
+    return ConditionalUNet(cfg, sde)
 
 
-def build_discriminator(cfg: DiscriminatorConfig) -> TimeConditionedDiscriminator:
-    """The time-conditioned discriminator on texture (+) structure."""
+def build_discriminator(cfg: DiscriminatorConfig, sde=None) -> TimeConditionedDiscriminator:
+    """The time-conditioned discriminator on texture (+) structure (``sde`` is ignored)."""
     _check(cfg, DiscriminatorConfig, "discriminator")
     return TimeConditionedDiscriminator(cfg)
 
@@ -73,13 +74,15 @@ BUILDERS = {"texture": build_texture_net, "structure": build_structure_net,
             "irsde": build_irsde_net, "discriminator": build_discriminator}
 
 
-def build_network(network: str, cfg: Union[str, UNetConfig, DiscriminatorConfig]) -> nn.Module:
-    """Build ``network`` from a config or from a preset name: ``build_network("texture", "cpu")``."""
+def build_network(network: str, cfg: Union[str, UNetConfig, DiscriminatorConfig], sde=None) -> nn.Module:
+    """Build ``network`` from a config or from a preset name: ``build_network("texture", "cpu")``.
+    ``sde`` (a :class:`~strdiff_edu.sde.MeanRevertingSDE`) is required by U-Nets whose
+    ``prediction`` is a clean state."""
     if network not in BUILDERS:
         raise ValueError(f"unknown network {network!r}; choose one of {list(NETWORKS)}")
     if isinstance(cfg, str):
         cfg = model_config(cfg, network)
-    return BUILDERS[network](cfg)
+    return BUILDERS[network](cfg, sde)
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -88,7 +91,7 @@ def count_parameters(net: nn.Module) -> int:
 
 
 __all__ = [
-    "UNetConfig", "DiscriminatorConfig", "model_config", "config_from_dict", "NETWORKS",
+    "UNetConfig", "DiscriminatorConfig", "model_config", "config_from_dict", "NETWORKS", "PREDICTIONS",
     "PRESET_NAMES", "ConditionalUNet", "TimeConditionedDiscriminator", "SPADE", "SPADEResBlock",
     "minibatch_stddev", "build_texture_net", "build_structure_net", "build_irsde_net",
     "build_discriminator", "build_network", "BUILDERS", "count_parameters",

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from typing import Dict, Tuple
 
 NETWORKS = ("texture", "structure", "irsde", "discriminator")
+#: What a U-Net's head predicts (book: {ref}`eq-clean-parameterization`): the noise (official),
+#: the clean state x_0, or x_0 as a harmonic fill of mu's known pixels plus a learned correction.
+PREDICTIONS = ("noise", "x0", "x0-harmonic")
 
 
 def _tuple_fields(cls, data: dict) -> dict:
@@ -49,6 +52,11 @@ class UNetConfig:
       their convs.
     * ``time_mult``: the time-embedding width is ``time_mult * nf`` (the sinusoid has ``nf``).
     * ``image_size``: the side the preset trains at; informative (the network takes any size).
+    * ``prediction``: what the head predicts, one of :data:`PREDICTIONS`. ``"noise"`` is the
+      official network. ``"x0"`` predicts the clean state and ``"x0-harmonic"`` the clean state
+      as :func:`strdiff_edu.fill.harmonic_fill` of ``mu``'s known pixels plus a correction (the
+      fill is also a third input group, ``3 * image_channels`` inputs); both still *return*
+      noise, derived from the prediction, so every sampler works unchanged.
     """
 
     image_channels: int = 3
@@ -65,8 +73,14 @@ class UNetConfig:
     time_mult: int = 4
     init_kernel: int = 7
     image_size: int = 256
+    prediction: str = "noise"
 
     def __post_init__(self):
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {self.prediction!r}; choose one of {', '.join(PREDICTIONS)}")
+        if self.prediction == "x0-harmonic" and self.image_channels != 3:
+            raise ValueError("prediction='x0-harmonic' needs an RGB network (the anchor fills the masked "
+                             "image mu); use 'x0' for the structure network")
         if len(self.channel_mults) != self.depth + 1:
             raise ValueError(f"channel_mults needs depth + 1 = {self.depth + 1} entries, "
                              f"got {self.channel_mults}")
@@ -81,6 +95,11 @@ class UNetConfig:
     @property
     def downsampling_factor(self) -> int:
         return 2 ** (self.depth - 1)
+
+    @property
+    def in_channels(self) -> int:
+        """``[x_t - mu, mu]``, plus the harmonic anchor for ``prediction='x0-harmonic'``."""
+        return (3 if self.prediction == "x0-harmonic" else 2) * self.image_channels
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -124,7 +124,8 @@ class LinearAttention(nn.Module):
     """Linear (efficient) attention over all pixels, O(HW) in memory.
 
     Queries get a softmax over their feature dimension, keys a softmax over positions; the
-    context ``K V^T`` is a ``dim_head x dim_head`` matrix per head. Projections are 1x1 convs
+    context ``K V^T / (H W)`` is a ``dim_head x dim_head`` matrix per head (the values are
+    divided by the number of pixels, as in IR-SDE's code). Projections are 1x1 convs
     (qkv without bias, output with bias) and the output passes through a channel LayerNorm,
     as in IR-SDE's U-Net (4 heads x 32 dims in the paper preset).
     """
@@ -142,6 +143,7 @@ class LinearAttention(nn.Module):
                    for z in self.to_qkv(x).chunk(3, dim=1))
         q = q.softmax(dim=-2) * self.dim_head ** -0.5
         k = k.softmax(dim=-1)
+        v = v / (h * w)                                        # as IR-SDE: the context is a mean over pixels
         context = torch.einsum("bhdn,bhen->bhde", k, v)       # (b, heads, d, e)
         out = torch.einsum("bhde,bhdn->bhen", context, q)      # (b, heads, e, n)
         return self.to_out(out.reshape(b, self.heads * self.dim_head, h, w))

@@ -6,12 +6,23 @@ One implementation, three roles (see :func:`strdiff_edu.models.model_config`):
 * **structure** ``net(x_t, mu, t)``: one channel, no SPADE;
 * **IR-SDE baseline** ``net(y_t, mu, t)``: RGB, no SPADE.
 
-Each predicts the noise of the mean-reverting SDE at integer step ``t`` (same shape as ``x_t``).
+Each returns the noise of the mean-reverting SDE at integer step ``t`` (same shape as ``x_t``).
+What the head itself predicts is ``cfg.prediction`` (book: {ref}`eq-clean-parameterization`):
+
+* ``"noise"`` (official): the head's output is the noise;
+* ``"x0"``: the head predicts the clean state ``x0_hat``; the noise is derived from it,
+  ``(x_t - mu - (x0_hat - mu) exp(-theta_bar_t)) / sigma_bar_t`` (the SDE's marginal solved for
+  the noise), so samplers and losses see a noise network either way;
+* ``"x0-harmonic"``: ``x0_hat = harmonic_fill(mu) + head output``, the fill of ``mu``'s known
+  pixels (:func:`strdiff_edu.fill.harmonic_fill`) also fed as a third input group.
+
+:meth:`ConditionalUNet.predict_clean` gives ``x0_hat`` for every parameterisation (for
+``"noise"`` the clean state implied by the predicted noise).
 
 Layout (widths ``C_i = nf * channel_mults[i]``; paper preset ``C = 64, 128, 256, 512`` and a
 1024-wide bottleneck; ``T_e = time_mult * nf``)::
 
-    input  [x_t - mu, mu]  (2 * image_channels), reflect-padded to a multiple of 2**(depth-1)
+    input  [x_t - mu, mu] (2 * image_channels; x0-harmonic: + the fill), reflect-padded to a multiple of 2**(depth-1)
     init   7x7 conv -> C_0                                    (kept for the head)
     encoder level i = 0 .. depth-1
            ResBlock(C_i)            -> skip
@@ -48,6 +59,7 @@ from typing import List, Optional
 import torch
 from torch import nn
 
+from ..fill import harmonic_fill, known_from_masked
 from .config import UNetConfig
 from .layers import (AttentionBlock, Downsample, TimeEmbedding, TimeLike, TimeResBlock, Upsample,
                      conv2d, pad_to_multiple)
@@ -114,15 +126,19 @@ class ConditionalUNet(nn.Module):
     shape and dtype of ``x_t``.
     """
 
-    def __init__(self, cfg: UNetConfig):
+    def __init__(self, cfg: UNetConfig, sde=None):
         super().__init__()
+        if cfg.prediction != "noise" and sde is None:
+            raise ValueError(f"a network with prediction={cfg.prediction!r} needs the SDE (sde=...) to turn "
+                             "its clean-state prediction into noise")
         self.config = cfg
+        self.sde = sde  # a MeanRevertingSDE (plain object, no tensors of the module); None for "noise"
         widths = cfg.widths
         time_dim = cfg.time_mult * cfg.nf
         self.time_embedding = TimeEmbedding(cfg.nf, time_dim, time_dim, nn.GELU())
         # Bias-free, like every "default" conv of the official U-Net; the decoder's output is
         # concatenated with these features before the head.
-        self.init_conv = conv2d(2 * cfg.image_channels, widths[0], cfg.init_kernel, bias=False)
+        self.init_conv = conv2d(cfg.in_channels, widths[0], cfg.init_kernel, bias=False)
         self.encoder = nn.ModuleList(
             EncoderLevel(cfg, widths[i], widths[i + 1], time_dim, last=(i == cfg.depth - 1))
             for i in range(cfg.depth))
@@ -136,8 +152,9 @@ class ConditionalUNet(nn.Module):
         self.head_block = TimeResBlock(2 * widths[0], widths[0], time_dim)
         self.head_conv = conv2d(widths[0], cfg.image_channels, 3, bias=True)
 
-    def forward(self, x_t: torch.Tensor, mu: torch.Tensor, t: TimeLike,
-                structure: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _head(self, x_t: torch.Tensor, mu: torch.Tensor, t: TimeLike,
+              structure: Optional[torch.Tensor], anchor: Optional[torch.Tensor]) -> torch.Tensor:
+        """The raw head output (noise, x0 or the correction to the anchor), shape of ``x_t``."""
         cfg = self.config
         if x_t.shape != mu.shape or x_t.shape[1] != cfg.image_channels:
             raise ValueError(f"x_t {tuple(x_t.shape)} and mu {tuple(mu.shape)} must both be "
@@ -155,7 +172,8 @@ class ConditionalUNet(nn.Module):
             raise ValueError("this network has no SPADE blocks (spade=False); do not pass structure")
 
         t_emb = self.time_embedding(t, batch, x_t.device)
-        x = self.init_conv(pad_to_multiple(torch.cat([x_t - mu, mu], dim=1), multiple))
+        inputs = [x_t - mu, mu] + ([anchor.to(x_t.dtype)] if anchor is not None else [])
+        x = self.init_conv(pad_to_multiple(torch.cat(inputs, dim=1), multiple))
         init_features = x
         skips: List[torch.Tensor] = []
         for level in self.encoder:
@@ -164,5 +182,50 @@ class ConditionalUNet(nn.Module):
         for level in self.decoder:
             x = level(x, t_emb, skips)
         x = self.head_block(torch.cat([x, init_features], dim=1), t_emb)
-        noise = self.head_conv(x)
-        return noise[..., :height, :width].to(x_t.dtype)
+        return self.head_conv(x)[..., :height, :width]
+
+    def anchor(self, mu: torch.Tensor) -> Optional[torch.Tensor]:
+        """The harmonic fill of ``mu``'s known pixels for ``prediction='x0-harmonic'``, else None."""
+        if self.config.prediction != "x0-harmonic":
+            return None
+        return harmonic_fill(mu, known_from_masked(mu))
+
+    def predict_clean(self, x_t: torch.Tensor, mu: torch.Tensor, t: TimeLike,
+                      structure: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The predicted clean state ``x0_hat`` (book: {ref}`eq-clean-parameterization`), float32.
+
+        For ``prediction='noise'`` it is the clean state implied by the predicted noise,
+        ``mu + (x_t - mu - sigma_bar_t noise) / exp(-theta_bar_t)`` (which needs an SDE: pass one
+        at construction to use this on a noise network)."""
+        anchor = self.anchor(mu)
+        out = self._head(x_t, mu, t, structure, anchor).float()
+        pred = self.config.prediction
+        if pred == "x0":
+            return out
+        if pred == "x0-harmonic":
+            return anchor.float() + out
+        if self.sde is None:
+            raise ValueError("predict_clean on a noise network needs the SDE: build it with sde=...")
+        x_t32, mu32 = x_t.float(), mu.float()
+        t_ = _as_index(t, x_t32)
+        return mu32 + (x_t32 - mu32 - self.sde.marginal_std(t_, x_t32) * out) / self.sde.mean_weight(t_, x_t32)
+
+    def forward(self, x_t: torch.Tensor, mu: torch.Tensor, t: TimeLike,
+                structure: Optional[torch.Tensor] = None, clean: bool = False) -> torch.Tensor:
+        """The noise at step ``t`` (every parameterisation); ``clean=True``: :meth:`predict_clean`
+        instead (a keyword of ``forward`` so that DDP sees the call)."""
+        if clean:
+            return self.predict_clean(x_t, mu, t, structure)
+        if self.config.prediction == "noise":
+            return self._head(x_t, mu, t, structure, None).to(x_t.dtype)
+        x0_hat = self.predict_clean(x_t, mu, t, structure)
+        # noise = (x_t - mean_t(x0_hat)) / sigma_bar_t, in float32 (sigma_bar_1 is ~1e-2)
+        noise = self.sde.noise_from_state(x_t.float(), x0_hat, mu.float(), _as_index(t, x_t))
+        return noise.to(x_t.dtype)
+
+
+def _as_index(t: TimeLike, like: torch.Tensor):
+    """``t`` as the SDE's coefficient lookups take it: a Python int or an integer (B,) tensor."""
+    if isinstance(t, torch.Tensor) and t.numel() > 1:
+        return t.reshape(-1).to(device=like.device, dtype=torch.int64)
+    return int(t)

@@ -1,0 +1,249 @@
+"""Quality of the shipped weights: choosing the defaults on the validation split, scoring the
+final weights on the evaluation split, and inpainting 256 px photographs.
+
+    .venv/bin/python benchmarks/quality.py select --weights weights/cpu --runs runs/weights-cpu \
+        --out benchmarks/results/validation_cpu.json      # sampler variants + parameterisation ablation
+    .venv/bin/python benchmarks/quality.py eval --weights weights/cpu \
+        --out benchmarks/results/quality_cpu.json         # eval split: Table 1 rows and the targets
+    .venv/bin/python benchmarks/quality.py photo256 --weights weights/cpu \
+        --out benchmarks/results/inpaint256_cpu.json      # 256 px photos: seconds and quality
+
+``select`` works on :func:`strdiff_edu.data.validation_pairs` (crops of the training scenes, never
+the evaluation scenes): the default method's variants (reverse SDE or ODE, with or without
+re-imposing the known pixels) and, when ``--runs`` holds them, the three parameterisations of the
+IR-SDE network at equal steps (``ablation-irsde-noise``, ``ablation-irsde-x0`` and the
+``irsde`` run's snapshot, same schedule). ``eval`` scores the methods on the evaluation split
+(16 crops x 4 bins, whole merged image) and checks the targets: mean PSNR and SSIM at least
+biharmonic's, and the hole's mean-colour error no worse than biharmonic's on at least 80 % of the
+images. ``photo256`` renders the evaluation crops at 256 px with masks drawn at 256 px and runs
+``strdiff inpaint``'s path (inpainting at the networks' size, pasting back at 256 px).
+Every sub-command writes one JSON; ``--parts`` runs a subset (to split the work over processes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from strdiff_edu import data as D  # noqa: E402
+from strdiff_edu import metrics as M  # noqa: E402
+from strdiff_edu.device import make_generator  # noqa: E402
+from strdiff_edu.evaluate import (LABELS, inpaint_image, load_networks, make_method, needed_networks,  # noqa: E402
+                                  sde_of_checkpoint)
+from strdiff_edu.masks import bin_name  # noqa: E402
+from strdiff_edu.sampling import METHODS as SAMPLER_METHODS, IRSDESampler  # noqa: E402
+from strdiff_edu.train import load_network  # noqa: E402
+
+#: (name, method, sampler options) of the default-method candidates compared in ``select``.
+VARIANTS = (
+    ("strdiff", "strdiff", {"reimpose": False}),
+    ("strdiff+reimpose", "strdiff", {"reimpose": True}),
+    ("strdiff-ode", "strdiff-ode", {"reimpose": False}),
+    ("strdiff-ode+reimpose", "strdiff-ode", {"reimpose": True}),
+    ("strdiff-resample+reimpose", "strdiff-resample", {"reimpose": True}),
+)
+BASELINES = ("biharmonic", "harmonic")
+ABLATION_RUNS = {"noise": "ablation-irsde-noise/last.pt", "x0": "ablation-irsde-x0/last.pt",
+                 "x0-harmonic": "irsde/step_{step:06d}.pt"}
+
+
+def score(out: torch.Tensor, truth: torch.Tensor, known: torch.Tensor) -> dict:
+    p, s = M.psnr(out, truth), M.ssim(out, truth)
+    c = M.hole_colour_error(out, truth, known)
+    return {"psnr": float(p.mean()), "ssim": float(s.mean()),
+            "psnr_all": [round(float(v), 4) for v in p], "ssim_all": [round(float(v), 5) for v in s],
+            "hole_colour_error_all": [round(float(v), 5) for v in c]}
+
+
+def run_sampler(sampler, images, masks, seed: int) -> dict:
+    """Every bin in one batch (common random numbers across methods: the same seed per bin)."""
+    rows, secs = {}, 0.0
+    for k, (b, known) in enumerate(masks.items()):
+        t0 = time.perf_counter()
+        r = sampler.sample(images, known, generator=make_generator(seed + k))
+        secs += time.perf_counter() - t0
+        rows[bin_name(b)] = score(r.image, images, known)
+    n = sum(len(r["psnr_all"]) for r in rows.values())
+    return {"bins": rows, "mean": summarize(rows), "seconds_per_image": secs / n}
+
+
+def summarize(rows: dict) -> dict:
+    psnr = [v for r in rows.values() for v in r["psnr_all"]]
+    ssim = [v for r in rows.values() for v in r["ssim_all"]]
+    return {"psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim))}
+
+
+def build(method: str, folder, sde, options=None):
+    nets, configs = load_networks(folder, needed_networks([method]), sde) if needed_networks([method]) else ({}, {})
+    opts = dict(options or {}) if method in SAMPLER_METHODS else {}
+    return make_method(method, nets, sde, configs, **opts)
+
+
+def meta(args, split: str, n: int) -> dict:
+    return {"split": split, "n_images": n, "weights": str(args.weights), "seed": args.seed,
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "convention": "RGB in [0, 1], whole merged image, no border crop; SSIM Gaussian sigma 1.5"}
+
+
+# ----------------------------------------------------------------------------- select
+def cmd_select(args) -> dict:
+    sde, _ = sde_of_checkpoint(args.weights)
+    size = _size(args.weights)
+    images, masks = D.validation_pairs(size, args.crops_per_scene)
+    res = {"meta": meta(args, "validation", images.shape[0]), "methods": {}, "ablation": {}}
+    parts = set(args.parts.split(","))
+    if "baselines" in parts:
+        for m in BASELINES:
+            res["methods"][m] = {"label": LABELS[m], **run_sampler(build(m, args.weights, sde), images, masks, args.seed)}
+    if "variants" in parts:
+        for name, method, opts in VARIANTS:
+            if name not in args.variants.split(","):
+                continue
+            print(f"validation: {name}", flush=True)
+            res["methods"][name] = {"method": method, "options": opts,
+                                    **run_sampler(build(method, args.weights, sde, opts), images, masks, args.seed)}
+    if "ablation" in parts and args.runs:
+        for pred, rel in ABLATION_RUNS.items():
+            path = Path(args.runs) / rel.format(step=args.ablation_step)
+            if not path.exists():
+                print(f"ablation: {path} missing; skipped", flush=True)
+                continue
+            net, cfg = load_network(path, "irsde", expect={"sde": sde.config()})
+            steps = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+            print(f"ablation: irsde {pred} ({steps} steps)", flush=True)
+            res["ablation"][pred] = {"checkpoint": str(path), "steps": steps,
+                                     **run_sampler(IRSDESampler(net, sde), images, masks, args.seed)}
+    return res
+
+
+# ----------------------------------------------------------------------------- eval
+def cmd_eval(args) -> dict:
+    sde, info = sde_of_checkpoint(args.weights)
+    size = _size(args.weights)
+    images, masks = D.eval_pairs(size)
+    res = {"meta": meta(args, "eval", images.shape[0]), "methods": {}}
+    reimpose = {"reimpose": args.reimpose}
+    for m in args.methods.split(","):
+        print(f"eval: {m}", flush=True)
+        res["methods"][m] = {"label": LABELS.get(m, m), "options": reimpose if m in SAMPLER_METHODS else {},
+                             **run_sampler(build(m, args.weights, sde, reimpose), images, masks, args.seed)}
+    if args.texture_snapshot:      # StrDiffusion with the texture network of a snapshot (equal steps)
+        path = Path(args.texture_snapshot)
+        nets, configs = load_networks(args.weights, ("texture", "structure"), sde)
+        nets["texture"], _ = load_network(path, "texture", expect={"sde": sde.config()})
+        steps = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+        name = f"strdiff@{steps}"
+        print(f"eval: {name}", flush=True)
+        res["methods"][name] = {"label": f"StrDiffusion, texture network at {steps} steps", "options": reimpose,
+                                **run_sampler(make_method(args.default, nets, sde, configs, **reimpose),
+                                              images, masks, args.seed)}
+    res["targets"] = targets(res, args.default)
+    return res
+
+
+def targets(res: dict, default: str) -> dict:
+    """The quality targets of the default method against biharmonic, per bin and overall."""
+    if default not in res["methods"] or "biharmonic" not in res["methods"]:
+        return {}
+    ours, bih = res["methods"][default], res["methods"]["biharmonic"]
+    c_ours = [v for r in ours["bins"].values() for v in r["hole_colour_error_all"]]
+    c_bih = [v for r in bih["bins"].values() for v in r["hole_colour_error_all"]]
+    share = float(np.mean([a <= b for a, b in zip(c_ours, c_bih)]))
+    return {"method": default,
+            "psnr": {"ours": ours["mean"]["psnr"], "biharmonic": bih["mean"]["psnr"],
+                     "met": ours["mean"]["psnr"] >= bih["mean"]["psnr"]},
+            "ssim": {"ours": ours["mean"]["ssim"], "biharmonic": bih["mean"]["ssim"],
+                     "met": ours["mean"]["ssim"] >= bih["mean"]["ssim"]},
+            "hole_colour": {"share_no_worse": share, "met": share >= 0.8}}
+
+
+# ----------------------------------------------------------------------------- photo256
+def cmd_photo256(args) -> dict:
+    sde, info = sde_of_checkpoint(args.weights)
+    train_size = _size(args.weights)
+    images, masks = D.eval_pairs(args.size)
+    if args.n_images:
+        images = images[:args.n_images]
+        masks = {b: m[:args.n_images] for b, m in masks.items()}
+    res = {"meta": {**meta(args, f"eval at {args.size} px", images.shape[0]), "working_size": train_size},
+           "methods": {}}
+    for m in args.methods.split(","):
+        sampler = build(m, args.weights, sde, {"reimpose": args.reimpose})
+        nets_multiple = 8
+        rows, secs = {}, []
+        for k, (b, known) in enumerate(masks.items()):
+            outs = []
+            for i in range(images.shape[0]):
+                t0 = time.perf_counter()
+                out, _, _ = inpaint_image(sampler, images[i:i + 1], known[i:i + 1], train_size, nets_multiple,
+                                          generator=make_generator(args.seed + 100 * k + i))
+                secs.append(time.perf_counter() - t0)
+                outs.append(out)
+            rows[bin_name(b)] = score(torch.cat(outs), images, known)
+            print(f"photo256: {m} {bin_name(b)}: {rows[bin_name(b)]['psnr']:.2f} dB, "
+                  f"{np.mean(secs):.1f} s/image so far", flush=True)
+        res["methods"][m] = {"label": LABELS.get(m, m), "bins": rows, "mean": summarize(rows),
+                             "seconds_per_image": float(np.mean(secs)), "seconds_max": float(np.max(secs))}
+    return res
+
+
+def _size(folder) -> int:
+    _, info = sde_of_checkpoint(folder)
+    return int(next(iter(info.values()))["image_size"])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("select", "eval", "photo256"):
+        p = sub.add_parser(name)
+        p.add_argument("--weights", default="weights/cpu")
+        p.add_argument("--out", required=True)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+        if name == "select":
+            p.add_argument("--runs", default="", help="runs/weights-<preset>: for the parameterisation ablation")
+            p.add_argument("--ablation-step", type=int, default=800)
+            p.add_argument("--crops-per-scene", type=int, default=1)
+            p.add_argument("--parts", default="baselines,variants,ablation")
+            p.add_argument("--variants", default=",".join(v[0] for v in VARIANTS))
+        else:
+            p.add_argument("--methods", default="biharmonic,harmonic,irsde,strdiff,strdiff-resample")
+            p.add_argument("--reimpose", action=argparse.BooleanOptionalAction, default=True)
+        if name == "eval":
+            p.add_argument("--default", default="strdiff", help="the method the targets are checked for")
+            p.add_argument("--texture-snapshot", default="", help="a texture checkpoint (e.g. runs/.../step_004000.pt)")
+        if name == "photo256":
+            p.add_argument("--size", type=int, default=256)
+            p.add_argument("--n-images", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    res = {"select": cmd_select, "eval": cmd_eval, "photo256": cmd_photo256}[args.cmd](args)
+    res["meta"]["wall_s"] = round(time.perf_counter() - t0, 1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"wrote {out}")
+    for name, m in res.get("methods", {}).items():
+        print(f"  {name:28s} {m['mean']['psnr']:6.2f} dB  SSIM {m['mean']['ssim']:.4f}  "
+              f"{m.get('seconds_per_image', 0):.2f} s/image")
+    for name, m in res.get("ablation", {}).items():
+        print(f"  irsde {name:22s} {m['mean']['psnr']:6.2f} dB  SSIM {m['mean']['ssim']:.4f}")
+    if res.get("targets"):
+        print("  targets:", json.dumps(res["targets"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
