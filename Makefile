@@ -13,7 +13,7 @@ help:
 	@echo "make test   - set up .venv and run all tests (unit tests, every notebook, book check)"
 	@echo "make book   - execute every notebook and render the book to _build/html (offline)"
 	@echo "make bench  - CPU benchmarks of the cpu preset (benchmarks/results/cpu.json)"
-	@echo "make weights - retrain the shipped cpu-preset weights into weights/cpu (about an hour)"
+	@echo "make weights - retrain the shipped cpu-preset weights into weights/cpu (about 100 min on 2 cores)"
 	@echo "make ablations - Part V's ablations: structure pairings and resampling cases A-D (about 75 min on one CPU thread)"
 
 # Reinstall only when the dependency list changes.
@@ -40,9 +40,9 @@ book: setup
 book-check: setup
 	scripts/build_book.sh --check
 
-# Retrain the shipped cpu-preset weights (about an hour on 2 CPU cores; resumable).
+# Retrain the shipped cpu-preset weights (about 100 minutes on 2 CPU cores, two lanes; resumable).
 weights: setup
-	scripts/train_weights.sh cpu
+	scripts/train_weights.sh $${STRDIFF_PROFILE:-cpu}
 
 # Part V's ablations -> book/part5_inference/ablations.json (about 75 min on one CPU thread; resumable).
 ablations: setup

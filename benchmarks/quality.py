@@ -49,8 +49,10 @@ VARIANTS = (
     ("strdiff-ode", "strdiff-ode", {"reimpose": False}),
     ("strdiff-ode+reimpose", "strdiff-ode", {"reimpose": True}),
     ("strdiff-resample+reimpose", "strdiff-resample", {"reimpose": True}),
+    ("strdiff+reimpose+noise0", "strdiff", {"reimpose": True, "noise_scale": 0.0}),
+    ("strdiff+reimpose+noise0.5", "strdiff", {"reimpose": True, "noise_scale": 0.5}),
 )
-BASELINES = ("biharmonic", "harmonic")
+BASELINES = ("biharmonic", "harmonic", "fill")
 ABLATION_RUNS = {"noise": "ablation-irsde-noise/last.pt", "x0": "ablation-irsde-x0/last.pt",
                  "x0-harmonic": "irsde/step_{step:06d}.pt"}
 
@@ -64,15 +66,17 @@ def score(out: torch.Tensor, truth: torch.Tensor, known: torch.Tensor) -> dict:
 
 
 def run_sampler(sampler, images, masks, seed: int) -> dict:
-    """Every bin in one batch (common random numbers across methods: the same seed per bin)."""
-    rows, secs = {}, 0.0
-    for k, (b, known) in enumerate(masks.items()):
-        t0 = time.perf_counter()
-        r = sampler.sample(images, known, generator=make_generator(seed + k))
-        secs += time.perf_counter() - t0
-        rows[bin_name(b)] = score(r.image, images, known)
-    n = sum(len(r["psnr_all"]) for r in rows.values())
-    return {"bins": rows, "mean": summarize(rows), "seconds_per_image": secs / n}
+    """All image-mask pairs of all bins in one batch (one generator per call: common random
+    numbers across methods)."""
+    n = images.shape[0]
+    all_images = images.repeat(len(masks), 1, 1, 1)
+    all_known = torch.cat(list(masks.values()))
+    t0 = time.perf_counter()
+    r = sampler.sample(all_images, all_known, generator=make_generator(seed))
+    secs = time.perf_counter() - t0
+    rows = {bin_name(b): score(r.image[k * n:(k + 1) * n], images, known)
+            for k, (b, known) in enumerate(masks.items())}
+    return {"bins": rows, "mean": summarize(rows), "seconds_per_image": secs / all_images.shape[0]}
 
 
 def summarize(rows: dict) -> dict:
@@ -131,7 +135,7 @@ def cmd_eval(args) -> dict:
     size = _size(args.weights)
     images, masks = D.eval_pairs(size)
     res = {"meta": meta(args, "eval", images.shape[0]), "methods": {}}
-    reimpose = {"reimpose": args.reimpose}
+    reimpose = {k: v for k, v in (("reimpose", args.reimpose), ("noise_scale", args.noise_scale)) if v is not None}
     for m in args.methods.split(","):
         print(f"eval: {m}", flush=True)
         res["methods"][m] = {"label": LABELS.get(m, m), "options": reimpose if m in SAMPLER_METHODS else {},
@@ -177,7 +181,8 @@ def cmd_photo256(args) -> dict:
     res = {"meta": {**meta(args, f"eval at {args.size} px", images.shape[0]), "working_size": train_size},
            "methods": {}}
     for m in args.methods.split(","):
-        sampler = build(m, args.weights, sde, {"reimpose": args.reimpose})
+        sampler = build(m, args.weights, sde, {k: v for k, v in (("reimpose", args.reimpose),
+                                                                ("noise_scale", args.noise_scale)) if v is not None})
         nets_multiple = 8
         rows, secs = {}, []
         for k, (b, known) in enumerate(masks.items()):
@@ -196,6 +201,21 @@ def cmd_photo256(args) -> dict:
     return res
 
 
+def cmd_merge(args) -> dict:
+    """Several JSON files of one sub-command (run in parallel processes) as one: methods and
+    ablation rows are united; the targets are recomputed for ``--default``."""
+    parts = [json.loads(Path(f).read_text()) for f in args.inputs]
+    res = {"meta": {**parts[0]["meta"], "merged_from": [str(f) for f in args.inputs],
+                    "wall_s_parts": [p["meta"].get("wall_s") for p in parts]}, "methods": {}}
+    for p in parts:
+        res["methods"].update(p.get("methods", {}))
+        if p.get("ablation"):
+            res.setdefault("ablation", {}).update(p["ablation"])
+    if parts[0]["meta"]["split"] == "eval":
+        res["targets"] = targets(res, args.default)
+    return res
+
+
 def _size(folder) -> int:
     _, info = sde_of_checkpoint(folder)
     return int(next(iter(info.values()))["image_size"])
@@ -204,6 +224,11 @@ def _size(folder) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("merge")
+    m.add_argument("inputs", nargs="+")
+    m.add_argument("--out", required=True)
+    m.add_argument("--default", default="strdiff")
+    m.add_argument("--threads", type=int, default=0)
     for name in ("select", "eval", "photo256"):
         p = sub.add_parser(name)
         p.add_argument("--weights", default="weights/cpu")
@@ -217,8 +242,10 @@ def main(argv=None) -> int:
             p.add_argument("--parts", default="baselines,variants,ablation")
             p.add_argument("--variants", default=",".join(v[0] for v in VARIANTS))
         else:
-            p.add_argument("--methods", default="biharmonic,harmonic,irsde,strdiff,strdiff-resample")
-            p.add_argument("--reimpose", action=argparse.BooleanOptionalAction, default=True)
+            p.add_argument("--methods", default="biharmonic,harmonic,fill,irsde,strdiff,strdiff-resample")
+            p.add_argument("--reimpose", action=argparse.BooleanOptionalAction, default=None,
+                           help="(default: the library's DEFAULT_REIMPOSE)")
+            p.add_argument("--noise-scale", type=float, default=None, help="(default: DEFAULT_NOISE_SCALE)")
         if name == "eval":
             p.add_argument("--default", default="strdiff", help="the method the targets are checked for")
             p.add_argument("--texture-snapshot", default="", help="a texture checkpoint (e.g. runs/.../step_004000.pt)")
@@ -229,7 +256,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    res = {"select": cmd_select, "eval": cmd_eval, "photo256": cmd_photo256}[args.cmd](args)
+    res = {"select": cmd_select, "eval": cmd_eval, "photo256": cmd_photo256, "merge": cmd_merge}[args.cmd](args)
     res["meta"]["wall_s"] = round(time.perf_counter() - t0, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,8 @@ def main(argv=None):
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.exists() else {}
+    if args.skip_pairings and "pairings" in result and "meta" not in result["pairings"]:
+        result["pairings"]["meta"] = result.get("meta")   # how the kept pairings were made
     result["meta"] = {"command": "python scripts/ablations.py " + " ".join(argv or sys.argv[1:]),
                       "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
                       "seeds": args.seeds, "bins": [bin_name(b) for b in PAPER_BINS]}
@@ -113,7 +115,7 @@ def main(argv=None):
                   f"SSIM {ev['summary']['average']['ssim_mean']:.4f}")
         result["pairings"] = {"preset": args.preset, "image_size": prof.image_size, "n_images": args.images,
                               "structure_steps": args.structure_steps, "texture_steps": args.texture_steps,
-                              "results": pairings}
+                              "prediction": "noise", "results": pairings, "meta": dict(result["meta"])}
 
     if not args.skip_cases:
         weights = shipped_weights("cpu")
@@ -121,7 +123,10 @@ def main(argv=None):
         images = images[:args.case_images]
         masks = {b: m[:args.case_images] for b, m in masks.items()}
         cases = run_eval(list(CASES.values()), images, masks, weights, args.seeds)
+        from strdiff_edu.checkpoint import verify_folder
+
         result["cases"] = {"weights": "weights/cpu", "n_images": args.case_images,
+                           "weights_sha256": {k: v["sha256"][:12] for k, v in verify_folder(weights).items()},
                            "results": {case: {"method": m, **cases[m]} for case, m in CASES.items()}}
         for case, m in CASES.items():
             s = cases[m]["summary"]["average"]

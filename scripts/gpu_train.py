@@ -13,7 +13,10 @@ weights are written to ``--out`` as a weights folder (``strdiff ... --checkpoint
 * ``manifest.json``: per network the config, steps, images seen, images/s, the FLOPs of one
   training step (``torch.utils.flop_counter`` over forward and backward) and, for the run, the
   hardware, minutes, the measured bf16 dense-matmul peak and the MFU (achieved FLOP/s over it);
-* ``curves.csv``: step, seconds and loss of every network every ``--log-every`` steps.
+* ``curves.csv``: step, seconds and loss of every network every ``--log-every`` steps;
+* ``presets.json`` (with ``--measure-presets gpu,paper``): after training, seconds per training
+  step, images/s and MFU of every network at those presets (``strdiff_edu.bench``), what a reader
+  planning a longer run needs.
 
 At most 7 files, each well under 16 MiB at the cpu preset (the weights are 1.3-6 MB each).
 """
@@ -141,6 +144,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="", help="cuda (default when present) or cpu")
     ap.add_argument("--no-bf16", action="store_true")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--measure-presets", default="", help="comma-separated presets to time after training "
+                    "(e.g. gpu,paper): seconds per step and img/s per network")
+    ap.add_argument("--measure-batch", type=int, default=16)
     args = ap.parse_args(argv)
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -217,6 +223,20 @@ def main(argv=None) -> int:
         w = csv.DictWriter(fh, fieldnames=["network", "step", "seconds", "loss"])
         w.writeheader()
         w.writerows(rows)
+    if args.measure_presets:
+        from strdiff_edu.bench import training_step_throughput
+
+        timings = {"device": hardware, "batch": args.measure_batch, "peak_tflops": peak["tflops"], "rows": []}
+        for preset in args.measure_presets.split(","):
+            for network in ("structure", "texture", "irsde", "discriminator"):
+                try:
+                    timings["rows"].append(training_step_throughput(
+                        network, preset, device, args.measure_batch, bf16=bf16, channels_last=device.type == "cuda",
+                        steps=5, peak_tflops=peak["tflops"]))
+                except Exception as exc:   # e.g. out of memory at the paper preset: recorded, not fatal
+                    timings["rows"].append({"network": network, "preset": preset, "error": repr(exc)[:300]})
+                print(json.dumps(timings["rows"][-1]), flush=True)
+        (out / "presets.json").write_text(json.dumps(timings, indent=1) + "\n")
     print(json.dumps({"run": run, "steps": {k: v["steps"] for k, v in entries.items()},
                       "images_per_s": {k: v["images_per_s"] for k, v in entries.items()}}, indent=1))
     return 0

@@ -30,5 +30,5 @@ for pair in numpy:numpy tqdm:tqdm pywt:pywavelets skimage:scikit_image; do
 done
 export PYTHONPATH="$PWD:$SITE"
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
-timeout $((${BUDGET%.*} + 150)) $PY -W ignore scripts/gpu_train.py --preset "$PRESET" --budget-s "$BUDGET" \
+timeout $((${BUDGET%.*} + 150)) $PY -W ignore scripts/gpu_train.py --preset "$PRESET" --budget-s "$BUDGET" --measure-presets "${MEASURE:-gpu,paper}" \
   --batch-size "$BATCH" --out "$OUT" --ckpt-dir "${CKPT_DIR:-/tmp/strdiff-gpu-$PRESET}" 2>&1 | tail -n 60

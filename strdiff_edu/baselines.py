@@ -3,8 +3,10 @@
 * :class:`BiharmonicInpainter`: scikit-image's ``restoration.inpaint_biharmonic`` (a smooth
   biharmonic fill of the hole, per channel).
 * :class:`HarmonicInpainter`: :func:`strdiff_edu.fill.harmonic_fill` (push-pull + Jacobi sweeps,
-  batched torch): the anchor of the ``x0-harmonic`` networks, shown on its own so that a table
-  says how much the diffusion model adds to it.
+  batched torch), the anchor of the ``x0-harmonic`` networks; with ``kind="fill"``
+  :func:`strdiff_edu.fill.anchor_fill`, the mean of the harmonic and biharmonic fills, the anchor
+  of the shipped ``x0-fill`` networks. Shown on their own so that a table says how much the
+  diffusion model adds to its anchor.
 * :class:`TeleaInpainter`: OpenCV's ``cv2.inpaint(..., cv2.INPAINT_TELEA)`` (fast marching).
   OpenCV is an **optional** extra (``pip install opencv-python-headless``); without it
   :func:`telea_available` is ``False`` and the tables simply leave the method out.
@@ -69,26 +71,31 @@ class BiharmonicInpainter(_PerImage):
 
 
 class HarmonicInpainter:
-    """The harmonic fill of :mod:`strdiff_edu.fill`, batched, on the images' device."""
+    """The harmonic fill of :mod:`strdiff_edu.fill` (``kind="harmonic"``, batched, on the images'
+    device) or the anchor fill, its mean with the biharmonic fill (``kind="fill"``)."""
 
-    name = "harmonic"
-
-    def __init__(self, iterations: Optional[int] = None):
+    def __init__(self, iterations: Optional[int] = None, kind: str = "harmonic"):
         from .fill import DEFAULT_ITERATIONS
 
+        if kind not in ("harmonic", "fill"):
+            raise ValueError(f"kind must be 'harmonic' or 'fill', got {kind!r}")
         self.iterations = DEFAULT_ITERATIONS if iterations is None else iterations
+        self.kind = self.name = kind
 
     @torch.no_grad()
     def sample(self, image: torch.Tensor, known: torch.Tensor, generator: Optional[torch.Generator] = None,
                progress: bool = False, callback: Optional[Callable[[StepInfo], None]] = None,
                return_trajectory: bool = False) -> SampleResult:
         """Same signature as the diffusion samplers (the extra arguments are ignored)."""
-        from .fill import harmonic_fill
+        from .fill import anchor_fill, harmonic_fill
 
         start = time.perf_counter()
         image, known = check_inputs(image, known)
         known = known.expand(image.shape[0], *known.shape[1:])
-        raw = harmonic_fill(image * known, known, self.iterations)
+        if self.kind == "fill":
+            raw = anchor_fill(image * known, known).to(image.dtype)
+        else:
+            raw = harmonic_fill(image * known, known, self.iterations)
         return SampleResult(image=merge_known(image, known, raw), raw=raw, seconds=time.perf_counter() - start)
 
 

@@ -129,14 +129,28 @@ def cmd_data(args) -> int:
 def cmd_train(args) -> int:
     from .train import config_from_args, export_weights, train
 
+    from .checkpoint import network_path
+    from .train import NETWORK_OF_STAGE
+
     cfg = config_from_args(args)
+    if args.export:   # checked before any training: never lose a run to a refused export
+        target = network_path(args.export, NETWORK_OF_STAGE[cfg.stage])
+        if cfg.steps < 1:
+            print("strdiff: error: --export needs a trained network: set --steps to at least 1", file=sys.stderr)
+            return 2
+        if target.exists() and not args.force:
+            print(f"strdiff: error: {target} already holds trained weights; pass --force to replace them "
+                  "(or --export another folder)", file=sys.stderr)
+            return 2
     summary = train(cfg, resume=args.resume)
     if summary.get("world_size", 1) > 1 and int(os.environ.get("RANK", "0")) != 0:
         return 0
     print(json.dumps(summary, indent=2))
-    if args.export and summary["steps"] == cfg.steps:
-        from .train import NETWORK_OF_STAGE
-
+    if args.export:
+        if summary["steps"] != cfg.steps or summary["steps"] < 1:
+            print(f"not exported: the run stopped at step {summary['steps']} of {cfg.steps}; continue it "
+                  "with --resume", file=sys.stderr)
+            return 1
         path = export_weights(summary["out"], args.export, NETWORK_OF_STAGE[cfg.stage])
         print(f"exported the EMA weights to {path}")
     return 0
@@ -167,7 +181,7 @@ def cmd_inpaint(args) -> int:
     prof = _profile_from_args(args)
     sde = prof.sde.build()
     folder = _default_checkpoint(args, prof)
-    if args.method not in ("biharmonic", "harmonic", "telea") and not (folder / "manifest.json").is_file():
+    if args.method not in ("biharmonic", "harmonic", "fill", "telea") and not (folder / "manifest.json").is_file():
         print(f"strdiff: error: no trained weights in {folder}: run `make weights` or pass --checkpoint DIR",
               file=sys.stderr)
         return 2

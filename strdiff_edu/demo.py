@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "_build" / "demo"
 #: Eval images per bin in the demo (of 16): sized so the cpu demo stays under 5 minutes on 2 cores.
 DEMO_IMAGES = 2
-DEMO_METHODS = ("irsde", "strdiff", "strdiff-resample", "biharmonic")
+DEMO_METHODS = ("irsde", "strdiff", "strdiff-resample", "biharmonic", "fill")
 #: Resampling constants per checkpoint preset where they differ from the official ones of its T:
 #: the ``tiny`` (CI) networks use a light schedule so that the demo runs in seconds.
 DEMO_PRESETS = {"tiny": SamplerPreset(100, u_max=3, u_min=1, jump=10, re=2)}

@@ -36,6 +36,7 @@ from .sde import MeanRevertingSDE
 
 BASELINE_METHODS = {"biharmonic": "biharmonic (scikit-image)",
                     "harmonic": "harmonic fill (push-pull + Jacobi; the anchor of the x0-harmonic networks)",
+                    "fill": "mean of the harmonic and biharmonic fills (the anchor of the shipped x0-fill networks)",
                     "telea": "Telea (OpenCV, optional)"}
 METHODS = {**SAMPLER_METHODS, **BASELINE_METHODS}
 LABELS = {"irsde": "IR-SDE", "irsde-repaint": "IR-SDE + RePaint", "irsde-ode": "IR-SDE (ODE)",
@@ -44,7 +45,8 @@ LABELS = {"irsde": "IR-SDE", "irsde-repaint": "IR-SDE + RePaint", "irsde-ode": "
           "strdiff-resample": "StrDiffusion + adaptive resampling",
           "strdiff-paper-rule": "StrDiffusion + resampling (paper rule)",
           "strdiff-cheap": "StrDiffusion (cheap, Part VI)",
-          "biharmonic": "biharmonic", "harmonic": "harmonic fill", "telea": "Telea"}
+          "biharmonic": "biharmonic", "harmonic": "harmonic fill", "fill": "anchor fill (harmonic + biharmonic)",
+          "telea": "Telea"}
 #: ``fid="auto"`` computes FID/KID only from this many images on.
 FID_AUTO_MIN_IMAGES = 100
 #: Paper Table 2, lettered as the paper's text defines the cases (Sec. 3.4): A = IR-SDE + RePaint,
@@ -72,8 +74,8 @@ def make_method(method: str, nets: Optional[dict] = None, sde: Optional[MeanReve
     CUDA also bf16 and channels-last (results then differ from float32 by bf16 rounding; Part VI)."""
     if method == "biharmonic":
         return BiharmonicInpainter()
-    if method == "harmonic":
-        return HarmonicInpainter()
+    if method in ("harmonic", "fill"):
+        return HarmonicInpainter(kind=method)
     if method == "telea":
         return TeleaInpainter()
     sampler = build_sampler(method, nets or {}, sde, configs=configs, mode=mode, **kw)

@@ -353,14 +353,14 @@ class IRSDESampler:
     name = "IR-SDE"
 
     def __init__(self, net: torch.nn.Module, sde: MeanRevertingSDE, stochastic: bool = True,
-                 repaint: Optional[RePaint] = None, reimpose: bool = False):
+                 repaint: Optional[RePaint] = None, reimpose: bool = False, noise_scale: float = 1.0):
         self.net, self.sde, self.stochastic, self.repaint = net, sde, stochastic, repaint
-        self.reimpose = reimpose
+        self.reimpose, self.noise_scale = reimpose, noise_scale
 
     def _step(self, y, mu, t, generator):
         noise = self.net(y, mu, t)
         if self.stochastic:
-            return self.sde.reverse_step(y, noise, mu, t, generator=generator)
+            return self.sde.reverse_step(y, noise, mu, t, generator=generator, noise_scale=self.noise_scale)
         return self.sde.reverse_ode_step(y, noise, mu, t)
 
     @torch.inference_mode()
@@ -452,7 +452,8 @@ class StrDiffusionSampler:
                  resampling: Optional[Resampling] = None, mode: str = "corrected",
                  late_guide: Optional[str] = None, switch_fraction: float = 0.4,
                  pairing: str = "gray2edge", canny_sigma: float = 2.0, stochastic: bool = True,
-                 early_exit: bool = True, compact: Optional[bool] = None, reimpose: bool = False):
+                 early_exit: bool = True, compact: Optional[bool] = None, reimpose: bool = False,
+                 noise_scale: float = 1.0):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         late_guide = late_guide or ("mean" if mode == "official" else "gray")
@@ -467,7 +468,7 @@ class StrDiffusionSampler:
         self.sde, self.resampling, self.mode, self.late_guide = sde, resampling, mode, late_guide
         self.switch_fraction, self.pairing, self.canny_sigma = switch_fraction, pairing, canny_sigma
         self.stochastic, self.early_exit, self.compact = stochastic, early_exit, compact
-        self.reimpose = reimpose
+        self.reimpose, self.noise_scale = reimpose, noise_scale
         self._disc_takes_group = _accepts_keyword(discriminator, "stddev_group")
 
     # -- pieces ---------------------------------------------------------------
@@ -488,7 +489,7 @@ class StrDiffusionSampler:
 
     def _reverse(self, v, noise, mean, t, generator):
         if self.stochastic:
-            return self.sde.reverse_step(v, noise, mean, t, generator=generator)
+            return self.sde.reverse_step(v, noise, mean, t, generator=generator, noise_scale=self.noise_scale)
         return self.sde.reverse_ode_step(v, noise, mean, t)
 
     def _structure_step(self, x, mu_x, t, generator):
@@ -706,6 +707,7 @@ def _accepts_keyword(module, name: str) -> bool:
 #: (``benchmarks/quality.py select``; numbers in ``benchmarks/results/validation_cpu.json``).
 DEFAULT_METHOD = "strdiff"
 DEFAULT_REIMPOSE = True
+DEFAULT_NOISE_SCALE = 1.0
 METHODS = {
     "irsde": "IR-SDE",
     "irsde-repaint": "IR-SDE + RePaint resampling (Table 2 case A)",
@@ -753,21 +755,26 @@ def load_networks(folder, networks, sde: MeanRevertingSDE, device="cpu") -> Tupl
 def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optional[dict] = None,
                   mode: str = "corrected", preset: Optional[SamplerPreset] = None,
                   canny_sigma: Optional[float] = None, threshold: float = 0.0, prefer: str = "lower",
-                  reimpose: Optional[bool] = None):
+                  reimpose: Optional[bool] = None, noise_scale: Optional[float] = None):
     """A sampler for one of :data:`METHODS` from loaded networks (see :func:`load_networks`).
 
     ``canny_sigma`` defaults to the checkpoint preset's ``canny_sigma``; ``preset`` to
     :func:`sampler_preset` (T). ``reimpose``: re-impose the texture's known pixels after every
-    reverse step (:func:`reimpose_known`; default :data:`DEFAULT_REIMPOSE`)."""
+    reverse step (:func:`reimpose_known`; default :data:`DEFAULT_REIMPOSE`); ``noise_scale``: the
+    factor on the reverse SDE's noise term (default :data:`DEFAULT_NOISE_SCALE`; 1 is the SDE)."""
     from .profiles import PRESETS
 
     reimpose = DEFAULT_REIMPOSE if reimpose is None else reimpose
+    noise_scale = DEFAULT_NOISE_SCALE if noise_scale is None else float(noise_scale)
+    if noise_scale < 0:
+        raise ValueError(f"noise_scale must be >= 0, got {noise_scale}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     preset = preset or sampler_preset(sde.T)
     if method.startswith("irsde"):
         return IRSDESampler(nets["irsde"], sde, stochastic=method != "irsde-ode",
-                            repaint=RePaint(preset) if method == "irsde-repaint" else None, reimpose=reimpose)
+                            repaint=RePaint(preset) if method == "irsde-repaint" else None, reimpose=reimpose,
+                            noise_scale=noise_scale)
     cfg = (configs or {}).get("texture", {})
     pairing = cfg.get("structure", {}).get("pairing", "gray2edge")
     if canny_sigma is None:
@@ -778,4 +785,4 @@ def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optio
                                resampling=resampling, mode=mode,
                                switch_fraction=CHEAP_SWITCH_FRACTION if method == "strdiff-cheap" else preset.switch_fraction,
                                pairing=pairing, canny_sigma=canny_sigma, stochastic=method != "strdiff-ode",
-                               reimpose=reimpose)
+                               reimpose=reimpose, noise_scale=noise_scale)

@@ -329,21 +329,22 @@ class MeanRevertingSDE:
 
     def reverse_step(self, x_t: torch.Tensor, noise: torch.Tensor, mu: torch.Tensor,
                      t: TimeIndex, generator: Optional[torch.Generator] = None,
-                     stochastic: bool = True) -> torch.Tensor:
+                     stochastic: bool = True, noise_scale: float = 1.0) -> torch.Tensor:
         """One Euler–Maruyama step of the reverse-time SDE (book: {ref}`eq-reverse-sde`) from t to
         t-1 (book: {ref}`eq-reverse-em`).
 
         x_{t-1} = x_t - [theta_t (mu - x_t) - sigma_t^2 score] Delta + sigma_t sqrt(Delta) z,
         with score = -noise / sigma_bar_t. ``stochastic=False`` drops the ``z`` term: that is the
-        "reverse mean" the official code compares with Eq. 4 during training.
+        "reverse mean" the official code compares with Eq. 4 during training. ``noise_scale``
+        multiplies the ``z`` term (a sampling temperature; 1 is the reverse SDE).
         """
         _check_same_shape(x_t=x_t, noise=noise, mu=mu)
         score = self.score_from_noise(noise, t)
         sigma = self.sigma(t, x_t)
         mean = x_t - (self.drift(x_t, mu, t) - sigma ** 2 * score) * self.dt
-        if not stochastic:
+        if not stochastic or noise_scale == 0:
             return mean
-        return mean + sigma * math.sqrt(self.dt) * _randn_like(x_t, generator)
+        return mean + noise_scale * sigma * math.sqrt(self.dt) * _randn_like(x_t, generator)
 
     def reverse_ode_step(self, x_t: torch.Tensor, noise: torch.Tensor, mu: torch.Tensor,
                          t: TimeIndex) -> torch.Tensor:

@@ -546,8 +546,13 @@ def export_weights(run_dir, folder, network: str, extra: Optional[Dict[str, Any]
         old = json.loads(manifest_path.read_text())
         entries = {k: {kk: vv for kk, vv in v.items() if kk not in ("file", "sha256")} for k, v in old.items()
                    if ckpt_io.network_path(folder, k).exists()}
+    import platform
+
+    trained_on = {"device": summary.get("device"), "torch": torch.__version__,
+                  "threads": torch.get_num_threads(), "machine": platform.machine(),
+                  "processor": platform.processor() or platform.machine()}
     entries[network] = {"config": ck["config"], "steps": ck["step"], "wall_s": summary.get("wall_s"),
-                        "final_loss": summary.get("final_loss"), **(extra or {})}
+                        "final_loss": summary.get("final_loss"), "trained_on": trained_on, **(extra or {})}
     ckpt_io.write_manifest(folder, entries)
     return path
 
@@ -574,6 +579,8 @@ def add_train_args(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     parser.add_argument("--export", default="", help="after training, copy the EMA weights into this "
                         "checkpoint folder (e.g. weights/cpu) and update its manifest")
+    parser.add_argument("--force", action="store_true", help="let --export replace a network the folder "
+                        "already holds")
 
 
 def argparse_bool():

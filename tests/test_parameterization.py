@@ -233,3 +233,53 @@ def test_working_size_and_paste_back():
     assert out.shape == img.shape and r.image.shape[-2:] == (64, 64)
     assert torch.equal(out * known, img * known)
     assert out[..., 100:140, 60:200].std() > 0     # the hole was filled, not left black
+
+
+def test_fill_anchor_is_the_mean_of_harmonic_and_scikit_image_biharmonic():
+    from skimage.restoration import inpaint_biharmonic
+
+    from strdiff_edu.fill import anchor_fill, biharmonic_fill
+
+    torch.manual_seed(2)
+    y = torch.rand(2, 3, 16, 16)
+    known = (torch.rand(2, 1, 16, 16) > 0.4).float()
+    ref = np.stack([inpaint_biharmonic((y[i] * known[i]).permute(1, 2, 0).double().numpy(),
+                                       known[i, 0].numpy() < 0.5, channel_axis=-1) for i in range(2)])
+    bh = biharmonic_fill(y * known, known)
+    assert np.abs(bh.permute(0, 2, 3, 1).double().numpy() - ref).max() < 1e-6
+    assert torch.allclose(anchor_fill(y * known, known), 0.5 * (bh + harmonic_fill(y * known, known)), atol=1e-6)
+
+
+def test_cached_anchor_gives_the_same_samples_as_a_fresh_one():
+    """The anchor cache (same mu tensor, eval mode) changes nothing: two samplers, one with a
+    network whose cache is cleared before every call, give identical images."""
+    from strdiff_edu.sampling import IRSDESampler
+
+    sde = MeanRevertingSDE(T=8)
+    torch.manual_seed(0)
+    net = build_network("irsde", model_config("tiny", "irsde").replace(prediction="x0-fill"), sde).eval()
+
+    class Fresh(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *a, **k):
+            self.inner._anchor_cache = None
+            return self.inner(*a, **k)
+
+    y = torch.rand(2, 3, 16, 16)
+    known = (torch.rand(2, 1, 16, 16) > 0.4).float()
+    a = IRSDESampler(net, sde).sample(y, known, generator=torch.Generator().manual_seed(3)).image
+    b = IRSDESampler(Fresh(net), sde).sample(y, known, generator=torch.Generator().manual_seed(3)).image
+    assert torch.equal(a, b)
+
+
+def test_noise_scale_scales_the_reverse_noise_term():
+    sde = MeanRevertingSDE(T=10)
+    x, eps, mu = torch.rand(2, 3, 8, 8), torch.randn(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    mean = sde.reverse_step(x, eps, mu, 5, stochastic=False)
+    full = sde.reverse_step(x, eps, mu, 5, generator=torch.Generator().manual_seed(0))
+    half = sde.reverse_step(x, eps, mu, 5, generator=torch.Generator().manual_seed(0), noise_scale=0.5)
+    assert torch.allclose(half - mean, 0.5 * (full - mean), atol=1e-6)
+    assert torch.equal(sde.reverse_step(x, eps, mu, 5, noise_scale=0.0), mean)

@@ -21,8 +21,10 @@ from typing import Dict, Tuple
 
 NETWORKS = ("texture", "structure", "irsde", "discriminator")
 #: What a U-Net's head predicts (book: {ref}`eq-clean-parameterization`): the noise (official),
-#: the clean state x_0, or x_0 as a harmonic fill of mu's known pixels plus a learned correction.
-PREDICTIONS = ("noise", "x0", "x0-harmonic")
+#: the clean state x_0, or x_0 as a fill of mu's known pixels plus a learned correction (the
+#: harmonic fill, or the mean of the harmonic and biharmonic fills).
+PREDICTIONS = ("noise", "x0", "x0-harmonic", "x0-fill")
+ANCHORED = ("x0-harmonic", "x0-fill")
 
 
 def _tuple_fields(cls, data: dict) -> dict:
@@ -53,10 +55,12 @@ class UNetConfig:
     * ``time_mult``: the time-embedding width is ``time_mult * nf`` (the sinusoid has ``nf``).
     * ``image_size``: the side the preset trains at; informative (the network takes any size).
     * ``prediction``: what the head predicts, one of :data:`PREDICTIONS`. ``"noise"`` is the
-      official network. ``"x0"`` predicts the clean state and ``"x0-harmonic"`` the clean state
-      as :func:`strdiff_edu.fill.harmonic_fill` of ``mu``'s known pixels plus a correction (the
-      fill is also a third input group, ``3 * image_channels`` inputs); both still *return*
-      noise, derived from the prediction, so every sampler works unchanged.
+      official network. ``"x0"`` predicts the clean state; ``"x0-harmonic"`` and ``"x0-fill"``
+      the clean state as a fill of ``mu``'s known pixels plus a correction
+      (:func:`strdiff_edu.fill.harmonic_fill`, or :func:`strdiff_edu.fill.anchor_fill`, the mean
+      of the harmonic and biharmonic fills; the fill is also a third input group,
+      ``3 * image_channels`` inputs); all still *return* noise, derived from the prediction, so
+      every sampler works unchanged.
     """
 
     image_channels: int = 3
@@ -78,8 +82,8 @@ class UNetConfig:
     def __post_init__(self):
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"unknown prediction {self.prediction!r}; choose one of {', '.join(PREDICTIONS)}")
-        if self.prediction == "x0-harmonic" and self.image_channels != 3:
-            raise ValueError("prediction='x0-harmonic' needs an RGB network (the anchor fills the masked "
+        if self.prediction in ANCHORED and self.image_channels != 3:
+            raise ValueError(f"prediction={self.prediction!r} needs an RGB network (the anchor fills the masked "
                              "image mu); use 'x0' for the structure network")
         if len(self.channel_mults) != self.depth + 1:
             raise ValueError(f"channel_mults needs depth + 1 = {self.depth + 1} entries, "
@@ -98,8 +102,8 @@ class UNetConfig:
 
     @property
     def in_channels(self) -> int:
-        """``[x_t - mu, mu]``, plus the harmonic anchor for ``prediction='x0-harmonic'``."""
-        return (3 if self.prediction == "x0-harmonic" else 2) * self.image_channels
+        """``[x_t - mu, mu]``, plus the anchor for the anchored predictions."""
+        return (3 if self.prediction in ANCHORED else 2) * self.image_channels
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -13,8 +13,9 @@ What the head itself predicts is ``cfg.prediction`` (book: {ref}`eq-clean-parame
 * ``"x0"``: the head predicts the clean state ``x0_hat``; the noise is derived from it,
   ``(x_t - mu - (x0_hat - mu) exp(-theta_bar_t)) / sigma_bar_t`` (the SDE's marginal solved for
   the noise), so samplers and losses see a noise network either way;
-* ``"x0-harmonic"``: ``x0_hat = harmonic_fill(mu) + head output``, the fill of ``mu``'s known
-  pixels (:func:`strdiff_edu.fill.harmonic_fill`) also fed as a third input group.
+* ``"x0-harmonic"`` / ``"x0-fill"``: ``x0_hat = fill(mu) + head output``, a fill of ``mu``'s known
+  pixels (:func:`strdiff_edu.fill.harmonic_fill`, or :func:`strdiff_edu.fill.anchor_fill`, the
+  mean of the harmonic and biharmonic fills) also fed as a third input group.
 
 :meth:`ConditionalUNet.predict_clean` gives ``x0_hat`` for every parameterisation (for
 ``"noise"`` the clean state implied by the predicted noise).
@@ -59,7 +60,7 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-from ..fill import harmonic_fill, known_from_masked
+from ..fill import anchor_fill, harmonic_fill, known_from_masked
 from .config import UNetConfig
 from .layers import (AttentionBlock, Downsample, TimeEmbedding, TimeLike, TimeResBlock, Upsample,
                      conv2d, pad_to_multiple)
@@ -133,6 +134,7 @@ class ConditionalUNet(nn.Module):
                              "its clean-state prediction into noise")
         self.config = cfg
         self.sde = sde  # a MeanRevertingSDE (plain object, no tensors of the module); None for "noise"
+        self._anchor_cache = None
         widths = cfg.widths
         time_dim = cfg.time_mult * cfg.nf
         self.time_embedding = TimeEmbedding(cfg.nf, time_dim, time_dim, nn.GELU())
@@ -185,10 +187,23 @@ class ConditionalUNet(nn.Module):
         return self.head_conv(x)[..., :height, :width]
 
     def anchor(self, mu: torch.Tensor) -> Optional[torch.Tensor]:
-        """The harmonic fill of ``mu``'s known pixels for ``prediction='x0-harmonic'``, else None."""
-        if self.config.prediction != "x0-harmonic":
+        """The fill of ``mu``'s known pixels for the anchored predictions, else None.
+
+        It depends on ``mu`` alone, which a sampler passes unchanged at every step, so the last
+        one is remembered in eval mode (for the same tensor object at the same in-place version): a cache,
+        not state — the result is the same with or without it."""
+        pred = self.config.prediction
+        if pred not in ("x0-harmonic", "x0-fill"):
             return None
-        return harmonic_fill(mu, known_from_masked(mu))
+        version = None if mu.is_inference() else mu._version   # inference tensors have no version
+        cached = self._anchor_cache
+        if cached is not None and cached[0] is mu and cached[1] == version and not self.training:
+            return cached[2]
+        fill = harmonic_fill if pred == "x0-harmonic" else anchor_fill
+        with torch.no_grad():
+            out = fill(mu.detach(), known_from_masked(mu.detach())).to(mu.dtype)
+        self._anchor_cache = (mu, version, out)
+        return out
 
     def predict_clean(self, x_t: torch.Tensor, mu: torch.Tensor, t: TimeLike,
                       structure: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -202,7 +217,7 @@ class ConditionalUNet(nn.Module):
         pred = self.config.prediction
         if pred == "x0":
             return out
-        if pred == "x0-harmonic":
+        if pred in ("x0-harmonic", "x0-fill"):
             return anchor.float() + out
         if self.sde is None:
             raise ValueError("predict_clean on a noise network needs the SDE: build it with sde=...")
