@@ -44,11 +44,11 @@ from strdiff_edu.train import load_network  # noqa: E402
 
 #: (name, method, sampler options) of the default-method candidates compared in ``select``.
 VARIANTS = (
-    ("strdiff", "strdiff", {"reimpose": False}),
-    ("strdiff+reimpose", "strdiff", {"reimpose": True}),
+    ("strdiff", "strdiff", {"reimpose": False, "noise_scale": 1.0}),
+    ("strdiff+reimpose", "strdiff", {"reimpose": True, "noise_scale": 1.0}),
     ("strdiff-ode", "strdiff-ode", {"reimpose": False}),
     ("strdiff-ode+reimpose", "strdiff-ode", {"reimpose": True}),
-    ("strdiff-resample+reimpose", "strdiff-resample", {"reimpose": True}),
+    ("strdiff-resample+reimpose", "strdiff-resample", {"reimpose": True, "noise_scale": 1.0}),
     ("strdiff+reimpose+noise0", "strdiff", {"reimpose": True, "noise_scale": 0.0}),
     ("strdiff+reimpose+noise0.5", "strdiff", {"reimpose": True, "noise_scale": 0.5}),
 )

@@ -41,7 +41,7 @@ from strdiff_edu.train import (NETWORK_OF_STAGE, BatchSource, StageLoss, TrainCo
                                _step_generator, build_network, checkpoint_config, ema_decay_at, ema_update)
 
 #: stage -> what its network predicts (the shipped recipe)
-RECIPE = {"structure": "x0", "texture": "x0-harmonic", "texture-irsde": "x0-harmonic", "discriminator": "noise"}
+RECIPE = {"structure": "x0", "texture": "x0-fill", "texture-irsde": "x0-fill", "discriminator": "noise"}
 
 
 class Lane:

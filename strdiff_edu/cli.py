@@ -188,7 +188,8 @@ def cmd_inpaint(args) -> int:
     summary = inpaint_file(args.image, args.mask, args.output, folder, sde, method=args.method,
                            black_hole=args.black_hole, seed=prof.seed, device=pick_device(verbose=False),
                            mode=args.mode, progress=not args.no_progress, structure_out=args.structure_out,
-                           fast=not args.no_fast, full_resolution=args.full_resolution, reimpose=args.reimpose)
+                           fast=not args.no_fast, full_resolution=args.full_resolution, reimpose=args.reimpose,
+                           noise_scale=args.noise_scale)
     print(json.dumps(summary))
     return 0
 
@@ -293,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("rest", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_data, preset=None)
 
-    from .sampling import DEFAULT_METHOD, DEFAULT_REIMPOSE, MODES
+    from .sampling import DEFAULT_METHOD, DEFAULT_NOISE_SCALE, DEFAULT_REIMPOSE, MODES
     from .evaluate import METHODS as EVAL_METHODS
 
     p = sub.add_parser("inpaint", help="inpaint one image file with a mask file (white = hole)",
@@ -310,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="corrected", choices=list(MODES), help="'official' reproduces the official sampler's quirks")
     p.add_argument("--reimpose", default=None, action=argparse.BooleanOptionalAction,
                    help=f"re-impose the known pixels after every reverse step (default {DEFAULT_REIMPOSE})")
+    p.add_argument("--noise-scale", type=float, default=None,
+                   help=f"factor on the reverse SDE's noise term (default {DEFAULT_NOISE_SCALE}: chosen on the "
+                        "validation split; 1 is the reverse SDE itself)")
     p.add_argument("--full-resolution", action="store_true",
                    help="inpaint at the file's size; by default a photo whose shorter side exceeds 1.5x the "
                         "networks' training size is inpainted at that size and the hole pasted back at full size")

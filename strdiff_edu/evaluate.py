@@ -396,7 +396,7 @@ def inpaint_image(sampler, image: torch.Tensor, known: torch.Tensor, train_size:
 def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanRevertingSDE, method: str = DEFAULT_METHOD,
                  black_hole: bool = False, seed: int = 0, device="cpu", mode: str = "corrected",
                  progress: bool = True, structure_out=None, fast: bool = True, full_resolution: bool = False,
-                 reimpose: Optional[bool] = None) -> dict:
+                 reimpose: Optional[bool] = None, noise_scale: Optional[float] = None) -> dict:
     """``strdiff inpaint``: inpaint one file with a mask file (**white = hole**, or ``black_hole``).
 
     Any size: a photo much larger than the networks' training size is inpainted at
@@ -420,7 +420,7 @@ def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanReverting
     if needed_networks([method]):
         nets, configs = load_networks(checkpoint, needed_networks([method]), sde, device)
     sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast,
-                          **({"reimpose": reimpose} if method in SAMPLER_METHODS else {}))
+                          **({"reimpose": reimpose, "noise_scale": noise_scale} if method in SAMPLER_METHODS else {}))
     multiple = max([getattr(getattr(n, "config", None), "downsampling_factor", 1) for n in nets.values()] + [1])
     train_size = next((int(c["image_size"]) for c in configs.values() if c.get("image_size")), None)
     result, structure, r = inpaint_image(sampler, image.to(device), known.to(device), train_size, multiple,

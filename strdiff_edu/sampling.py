@@ -707,7 +707,7 @@ def _accepts_keyword(module, name: str) -> bool:
 #: (``benchmarks/quality.py select``; numbers in ``benchmarks/results/validation_cpu.json``).
 DEFAULT_METHOD = "strdiff"
 DEFAULT_REIMPOSE = True
-DEFAULT_NOISE_SCALE = 1.0
+DEFAULT_NOISE_SCALE = 0.0
 METHODS = {
     "irsde": "IR-SDE",
     "irsde-repaint": "IR-SDE + RePaint resampling (Table 2 case A)",

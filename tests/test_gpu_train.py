@@ -32,7 +32,7 @@ def test_gpu_training_script_writes_a_loadable_weights_folder_and_resumes(tmp_pa
         assert entry["train_gflops_per_step"] > 0 and entry["images_per_s"] > 0
         run = entry["trained_on"]
         assert 0 < run["mfu"] < 1.5 and run["peak_tflops"] > 0 and run["minutes"] > 0
-    assert manifest["texture"]["config"]["model"]["prediction"] == "x0-harmonic"
+    assert manifest["texture"]["config"]["model"]["prediction"] == "x0-fill"
     assert manifest["structure"]["config"]["model"]["prediction"] == "x0"
     sde_cfg = manifest["texture"]["config"]["sde"]
     from strdiff_edu.sde import MeanRevertingSDE

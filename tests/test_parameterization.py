@@ -283,3 +283,16 @@ def test_noise_scale_scales_the_reverse_noise_term():
     half = sde.reverse_step(x, eps, mu, 5, generator=torch.Generator().manual_seed(0), noise_scale=0.5)
     assert torch.allclose(half - mean, 0.5 * (full - mean), atol=1e-6)
     assert torch.equal(sde.reverse_step(x, eps, mu, 5, noise_scale=0.0), mean)
+
+
+def test_validation_split_uses_training_scenes_only_and_other_crops():
+    from strdiff_edu import data
+
+    tr, ev = data.default_split()
+    eval_sources = {s for scene in ev for s in scene}
+    val = [c for scene in tr for c in data.scene_crops(scene, 1, data.VALIDATION_SEED)]
+    train = {c for scene in tr for c in data.scene_crops(scene, 400, 0)}
+    assert all(c.source not in eval_sources for c in val)
+    assert not set(val) & train
+    images, masks = data.validation_pairs(16)
+    assert images.shape == (len(tr), 3, 16, 16) and set(masks) == set(data.PAPER_BINS)
