@@ -249,8 +249,8 @@ def derive_eq11(gray_weights: Sequence = None) -> StructureGuidedDerivation:
     )
 
 
-def eq11_candidate_from_notes() -> sp.Expr:
-    """The flawed single-channel candidate (reference notes): the texture marginal replaced by
+def eq11_naive_candidate() -> sp.Expr:
+    """A flawed single-channel candidate for Eq. 11 (a natural first guess): the texture marginal replaced by
     ``y_{t-1} | x_{t-1} ~ N(mu + (x_{t-1} - mu_x), lambda^2 (1 - C^2))``. Kept as a cautionary
     example: at t = 1 it returns mu + x_0 - mu_x, not y_0."""
     vt, vp = lam ** 2 * (1 - A ** 2), lam ** 2 * (1 - C ** 2)

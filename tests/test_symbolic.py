@@ -159,7 +159,7 @@ def test_eq11_equals_eq4_exactly_when_structure_agrees_with_texture(eq11):
 
 
 def test_eq11_candidate_from_the_notes_fails_t1():
-    cand = S.eq11_candidate_from_notes()
+    cand = S.eq11_naive_candidate()
     at_t1 = sp.simplify(cand.subs(S.C, 1))
     assert sp.simplify(at_t1 - (S.mu + S.x_prev - S.mu_x)) == 0   # not y_0
 
