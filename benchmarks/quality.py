@@ -39,6 +39,7 @@ from strdiff_edu.device import make_generator  # noqa: E402
 from strdiff_edu.evaluate import (LABELS, inpaint_image, load_networks, make_method, needed_networks,  # noqa: E402
                                   sde_of_checkpoint)
 from strdiff_edu.masks import bin_name  # noqa: E402
+from strdiff_edu.models import config_from_dict  # noqa: E402
 from strdiff_edu.sampling import METHODS as SAMPLER_METHODS, IRSDESampler  # noqa: E402
 from strdiff_edu.train import load_network  # noqa: E402
 
@@ -53,6 +54,7 @@ VARIANTS = (
     ("strdiff+reimpose+noise0.5", "strdiff", {"reimpose": True, "noise_scale": 0.5}),
 )
 BASELINES = ("biharmonic", "harmonic", "fill")
+ANCHOR_WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 ABLATION_RUNS = {"noise": "ablation-irsde-noise/last.pt", "x0": "ablation-irsde-x0/last.pt",
                  "x0-harmonic": "irsde/step_{step:06d}.pt"}
 
@@ -115,6 +117,17 @@ def cmd_select(args) -> dict:
             print(f"validation: {name}", flush=True)
             res["methods"][name] = {"method": method, "options": opts,
                                     **run_sampler(build(method, args.weights, sde, opts), images, masks, args.seed)}
+    if "anchor-weights" in parts:   # the weight w of w * biharmonic + (1 - w) * harmonic (anchor_fill: 0.5)
+        from strdiff_edu.fill import biharmonic_fill, harmonic_fill
+
+        rows = {}
+        for w in ANCHOR_WEIGHTS:
+            per_bin = {}
+            for b, known in masks.items():
+                out = w * biharmonic_fill(images * known, known) + (1 - w) * harmonic_fill(images * known, known)
+                per_bin[bin_name(b)] = score(out.clamp(0, 1), images, known)
+            rows[str(w)] = {"bins": per_bin, "mean": summarize(per_bin)}
+        res["anchor_weights"] = {"crops_per_scene": args.crops_per_scene, "rows": rows}
     if "ablation" in parts and args.runs:
         for pred, rel in ABLATION_RUNS.items():
             path = Path(args.runs) / rel.format(step=args.ablation_step)
@@ -178,18 +191,18 @@ def cmd_photo256(args) -> dict:
     if args.n_images:
         images = images[:args.n_images]
         masks = {b: m[:args.n_images] for b, m in masks.items()}
+    multiple = max(config_from_dict(c["model"]).downsampling_factor for c in info.values())
     res = {"meta": {**meta(args, f"eval at {args.size} px", images.shape[0]), "working_size": train_size},
            "methods": {}}
     for m in args.methods.split(","):
         sampler = build(m, args.weights, sde, {k: v for k, v in (("reimpose", args.reimpose),
                                                                 ("noise_scale", args.noise_scale)) if v is not None})
-        nets_multiple = 8
         rows, secs = {}, []
         for k, (b, known) in enumerate(masks.items()):
             outs = []
             for i in range(images.shape[0]):
                 t0 = time.perf_counter()
-                out, _, _ = inpaint_image(sampler, images[i:i + 1], known[i:i + 1], train_size, nets_multiple,
+                out, _, _ = inpaint_image(sampler, images[i:i + 1], known[i:i + 1], train_size, multiple,
                                           generator=make_generator(args.seed + 100 * k + i))
                 secs.append(time.perf_counter() - t0)
                 outs.append(out)
@@ -205,12 +218,14 @@ def cmd_merge(args) -> dict:
     """Several JSON files of one sub-command (run in parallel processes) as one: methods and
     ablation rows are united; the targets are recomputed for ``--default``."""
     parts = [json.loads(Path(f).read_text()) for f in args.inputs]
-    res = {"meta": {**parts[0]["meta"], "merged_from": [str(f) for f in args.inputs],
+    res = {"meta": {**parts[0]["meta"], "merged_from": [Path(f).name for f in args.inputs],
                     "wall_s_parts": [p["meta"].get("wall_s") for p in parts]}, "methods": {}}
     for p in parts:
         res["methods"].update(p.get("methods", {}))
         if p.get("ablation"):
             res.setdefault("ablation", {}).update(p["ablation"])
+        if p.get("anchor_weights"):
+            res["anchor_weights"] = p["anchor_weights"]
     if parts[0]["meta"]["split"] == "eval":
         res["targets"] = targets(res, args.default)
     return res
@@ -239,7 +254,7 @@ def main(argv=None) -> int:
             p.add_argument("--runs", default="", help="runs/weights-<preset>: for the parameterisation ablation")
             p.add_argument("--ablation-step", type=int, default=800)
             p.add_argument("--crops-per-scene", type=int, default=1)
-            p.add_argument("--parts", default="baselines,variants,ablation")
+            p.add_argument("--parts", default="baselines,variants,ablation,anchor-weights")
             p.add_argument("--variants", default=",".join(v[0] for v in VARIANTS))
         else:
             p.add_argument("--methods", default="biharmonic,harmonic,fill,irsde,strdiff,strdiff-resample")
@@ -265,6 +280,8 @@ def main(argv=None) -> int:
     for name, m in res.get("methods", {}).items():
         print(f"  {name:28s} {m['mean']['psnr']:6.2f} dB  SSIM {m['mean']['ssim']:.4f}  "
               f"{m.get('seconds_per_image', 0):.2f} s/image")
+    for w, m in res.get("anchor_weights", {}).get("rows", {}).items():
+        print(f"  anchor weight of biharmonic {w:>4}   {m['mean']['psnr']:6.2f} dB  SSIM {m['mean']['ssim']:.4f}")
     for name, m in res.get("ablation", {}).items():
         print(f"  irsde {name:22s} {m['mean']['psnr']:6.2f} dB  SSIM {m['mean']['ssim']:.4f}")
     if res.get("targets"):

@@ -27,7 +27,8 @@ from strdiff_edu.profiles import get_profile  # noqa: E402
 from strdiff_edu.train import (NETWORK_OF_STAGE, BatchSource, StageLoss, TrainConfig, _step_generator,  # noqa: E402
                                export_weights, load_network)
 
-RUNS = {"structure": "structure", "texture": "texture", "irsde": "irsde", "discriminator": "discriminator"}
+#: the networks, each trained in the run folder of its name
+NETWORKS = ("structure", "texture", "irsde", "discriminator")
 
 
 def step_flops(run: Path, network: str) -> float:
@@ -58,8 +59,8 @@ def main(argv=None) -> int:
     peak = matmul_throughput("cpu", dtype=torch.float32, n=1024, min_seconds=1.0)
     print(f"single-thread float32 matmul peak: {peak['tflops'] * 1e3:.1f} GFLOP/s")
     out = Path(args.out)
-    for network, name in RUNS.items():
-        run = Path(args.runs) / name
+    for network in NETWORKS:
+        run = Path(args.runs) / network
         if not (run / "last.pt").exists():
             print(f"{network}: no run in {run}; the folder keeps its current file")
             continue

@@ -65,9 +65,9 @@ class BiharmonicInpainter(_PerImage):
     name = "biharmonic"
 
     def _fill(self, img, hole):
-        from skimage.restoration import inpaint_biharmonic
+        from .fill import biharmonic_array
 
-        return inpaint_biharmonic(img, hole, channel_axis=-1)
+        return biharmonic_array(img, hole)
 
 
 class HarmonicInpainter:

@@ -127,10 +127,8 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import config_from_args, export_weights, train
-
     from .checkpoint import network_path
-    from .train import NETWORK_OF_STAGE
+    from .train import NETWORK_OF_STAGE, config_from_args, export_weights, train
 
     cfg = config_from_args(args)
     if args.export:   # checked before any training: never lose a run to a refused export

@@ -70,18 +70,23 @@ def harmonic_fill(image: torch.Tensor, known: torch.Tensor,
     return out.to(dtype)
 
 
-def biharmonic_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """scikit-image's biharmonic inpainting (``restoration.inpaint_biharmonic``) of every image of
-    the batch, on the CPU in float64, returned as float32 on ``image``'s device; known pixels are
-    returned unchanged."""
-    import numpy as np
+def biharmonic_array(image, hole):
+    """scikit-image's biharmonic inpainting of one (H, W, C) float array where ``hole`` (H, W) is
+    True; an image without a hole comes back unchanged."""
     from skimage.restoration import inpaint_biharmonic
+
+    return inpaint_biharmonic(image, hole, channel_axis=-1) if hole.any() else image
+
+
+def biharmonic_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """:func:`biharmonic_array` of every image of the batch, on the CPU in float64, returned as
+    float32 on ``image``'s device; known pixels are returned unchanged."""
+    import numpy as np
 
     known = known.float().expand(image.shape[0], 1, *image.shape[-2:])
     arr = (image.detach().float() * known).cpu().permute(0, 2, 3, 1).numpy().astype(np.float64)
     holes = (known[:, 0] < 0.5).cpu().numpy()
-    out = np.stack([inpaint_biharmonic(arr[i], holes[i], channel_axis=-1) if holes[i].any() else arr[i]
-                    for i in range(arr.shape[0])])
+    out = np.stack([biharmonic_array(arr[i], holes[i]) for i in range(arr.shape[0])])
     filled = torch.from_numpy(out).to(image.device, torch.float32).permute(0, 3, 1, 2)
     return known * image.float() + (1 - known) * filled
 
@@ -90,8 +95,9 @@ def anchor_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """The anchor of the ``x0-fill`` networks: the mean of :func:`harmonic_fill` and
     :func:`biharmonic_fill`. On the validation split (crops of the training scenes) the mean
     scores above both fills in PSNR and SSIM (the harmonic fill is better in PSNR, the biharmonic
-    one in SSIM; equal weights were the best PSNR of the weights tried, 0 to 1 in steps of 0.1-0.2;
-    ``benchmarks/results/validation_cpu.json``)."""
+    one in SSIM); of the biharmonic weights 0, 0.2, 0.4, 0.5, 0.6, 0.8 and 1, equal weights gave
+    the best PSNR (``benchmarks/results/validation_cpu.json``, ``anchor_weights``: two crops per
+    training scene, four masks each)."""
     return 0.5 * (harmonic_fill(image, known).float() + biharmonic_fill(image, known))
 
 

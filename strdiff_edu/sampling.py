@@ -348,6 +348,7 @@ class IRSDESampler:
     forward marginal of the known pixels, which for IR-SDE is ``mu + sigma_bar_t z`` since
     ``y_0 = mu`` there). ``stochastic=False``: the reverse-ODE variant. ``reimpose``: after every
     reverse step, replace the known region by a draw of its forward marginal (:func:`reimpose_known`).
+    ``noise_scale``: factor on the reverse SDE's noise term (1: the SDE; 0: the reverse mean).
     """
 
     name = "IR-SDE"
@@ -441,6 +442,9 @@ class StrDiffusionSampler:
         After every texture reverse step, replace the texture's known region by a draw of its
         forward marginal at the new level (:func:`reimpose_known`); the structure's known region
         is always re-imposed.
+    noise_scale:
+        Factor on the noise term of every reverse SDE step, structure and texture (1: the reverse
+        SDE; 0: the reverse mean at every step). Ignored by the ODE variant.
     compact:
         Run the resampling candidates of the still-active images only (gathered by index) instead
         of the whole batch with masks; default: on a CPU yes, on CUDA no (see ``_resample``).

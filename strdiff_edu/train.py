@@ -62,7 +62,7 @@ class TrainConfig:
     grad_clip: float = 0.0                # 0: off (official: off)
     hole_weight: float = 10.0             # official: the hole counts 10x in the L1 loss
     target: str = "eq4"                   # "eq4" (official) or "eq11" (Part II)
-    prediction: str = "noise"             # "noise" (official), "x0" or "x0-harmonic": what the U-Net predicts
+    prediction: str = "noise"             # what the U-Net predicts: models.config.PREDICTIONS ("noise" official)
     crops_per_scene: int = 0              # embedded data: seeded crops per training scene (0: the profile's)
     structure_weight: float = -1.0        # omega of Eq. 11; < 0: the derived default
     structure_source: str = "oracle"      # texture stage: "oracle" x*_{t-1} (official) or "network"

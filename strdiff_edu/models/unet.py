@@ -23,7 +23,7 @@ What the head itself predicts is ``cfg.prediction`` (book: {ref}`eq-clean-parame
 Layout (widths ``C_i = nf * channel_mults[i]``; paper preset ``C = 64, 128, 256, 512`` and a
 1024-wide bottleneck; ``T_e = time_mult * nf``)::
 
-    input  [x_t - mu, mu] (2 * image_channels; x0-harmonic: + the fill), reflect-padded to a multiple of 2**(depth-1)
+    input  [x_t - mu, mu] (2 * image_channels; anchored predictions: + the fill), reflect-padded to a multiple of 2**(depth-1)
     init   7x7 conv -> C_0                                    (kept for the head)
     encoder level i = 0 .. depth-1
            ResBlock(C_i)            -> skip
@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 from ..fill import anchor_fill, harmonic_fill, known_from_masked
-from .config import UNetConfig
+from .config import ANCHORED, UNetConfig
 from .layers import (AttentionBlock, Downsample, TimeEmbedding, TimeLike, TimeResBlock, Upsample,
                      conv2d, pad_to_multiple)
 from .spade import SPADEResBlock
@@ -193,7 +193,7 @@ class ConditionalUNet(nn.Module):
         one is remembered in eval mode (for the same tensor object at the same in-place version): a cache,
         not state — the result is the same with or without it."""
         pred = self.config.prediction
-        if pred not in ("x0-harmonic", "x0-fill"):
+        if pred not in ANCHORED:
             return None
         version = None if mu.is_inference() else mu._version   # inference tensors have no version
         cached = self._anchor_cache
@@ -217,7 +217,7 @@ class ConditionalUNet(nn.Module):
         pred = self.config.prediction
         if pred == "x0":
             return out
-        if pred in ("x0-harmonic", "x0-fill"):
+        if pred in ANCHORED:
             return anchor.float() + out
         if self.sde is None:
             raise ValueError("predict_clean on a noise network needs the SDE: build it with sde=...")
