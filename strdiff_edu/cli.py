@@ -126,6 +126,20 @@ def cmd_data(args) -> int:
     return subprocess.call([sys.executable, str(script), *args.rest])
 
 
+def _usage_errors(func):
+    """Turn the expected user errors (bad files, wrong checkpoint) into one clear line, exit 2."""
+    def run(args):
+        from .checkpoint import CheckpointError
+
+        try:
+            return func(args)
+        except (CheckpointError, FileNotFoundError, ImportError) as exc:
+            print(f"strdiff: error: {exc}", file=sys.stderr)
+            return 2
+    return run
+
+
+@_usage_errors
 def cmd_train(args) -> int:
     from .checkpoint import network_path
     from .train import NETWORK_OF_STAGE, config_from_args, export_weights, train
@@ -152,19 +166,6 @@ def cmd_train(args) -> int:
         path = export_weights(summary["out"], args.export, NETWORK_OF_STAGE[cfg.stage])
         print(f"exported the EMA weights to {path}")
     return 0
-
-
-def _usage_errors(func):
-    """Turn the expected user errors (bad files, wrong checkpoint) into one clear line, exit 2."""
-    def run(args):
-        from .checkpoint import CheckpointError
-
-        try:
-            return func(args)
-        except (CheckpointError, FileNotFoundError, ImportError) as exc:
-            print(f"strdiff: error: {exc}", file=sys.stderr)
-            return 2
-    return run
 
 
 def _default_checkpoint(args, prof) -> Path:

@@ -63,7 +63,7 @@ def reverse_matching_loss(sde: MeanRevertingSDE, predicted_noise: torch.Tensor, 
 
 
 def clean_matching_loss(predicted_clean: torch.Tensor, clean: torch.Tensor, known: torch.Tensor,
-                        hole_weight: float = 10.0) -> torch.Tensor:
+                        hole_weight: float = 10.0, colour_weight: float = 0.0) -> torch.Tensor:
     """Eq. 5 with the time weight gamma_t = 1 / (x0 coefficient of Eq. 4) (book:
     {ref}`eq-clean-loss`): the hole-weighted L1 between the network's clean-state prediction
     ``x0_hat`` and the clean state ``x0``.
@@ -71,8 +71,23 @@ def clean_matching_loss(predicted_clean: torch.Tensor, clean: torch.Tensor, know
     The reverse mean of Eq. 4 depends on x0 through ``C_t (1 - A_t^2) / (1 - B_t^2) (x0 - mu)``,
     so an error in the hole's content reaches the official loss scaled by that coefficient
     (1 at t = 1, ~1e-3 at t = T for the cpu preset); dividing it out gives every t the same
-    say in what the hole should contain. Computed in float32."""
-    return masked_l1(predicted_clean.float(), clean.float(), known, hole_weight)
+    say in what the hole should contain. Computed in float32.
+
+    ``colour_weight`` > 0 adds that weight times :func:`hole_colour_l1`, the error of the hole's
+    mean colour (an option; the per-pixel L1 leaves the hole's mean to a median of pixels)."""
+    loss = masked_l1(predicted_clean.float(), clean.float(), known, hole_weight)
+    if colour_weight:
+        loss = loss + colour_weight * hole_colour_l1(predicted_clean.float(), clean.float(), known)
+    return loss
+
+
+def hole_colour_l1(predicted: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Mean over images and channels of |mean_hole(predicted) - mean_hole(target)| (images
+    without a hole add 0)."""
+    hole = (1 - known.to(predicted.dtype)).expand(predicted.shape[0], 1, *predicted.shape[-2:])
+    area = hole.sum(dim=(1, 2, 3)).clamp_min(1.0)
+    diff = ((predicted - target) * hole).sum(dim=(2, 3)) / area[:, None]
+    return diff.abs().mean()
 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, anchor: torch.Tensor,

@@ -61,6 +61,7 @@ class TrainConfig:
     ema_every: int = 10
     grad_clip: float = 0.0                # 0: off (official: off)
     hole_weight: float = 10.0             # official: the hole counts 10x in the L1 loss
+    colour_weight: float = 0.0            # clean-state predictions: weight of the hole's mean-colour L1 (0: off)
     target: str = "eq4"                   # "eq4" (official) or "eq11" (Part II)
     prediction: str = "noise"             # what the U-Net predicts: models.config.PREDICTIONS ("noise" official)
     crops_per_scene: int = 0              # embedded data: seeded crops per training scene (0: the profile's)
@@ -81,6 +82,7 @@ class TrainConfig:
     bf16: bool = True                     # autocast to bfloat16 on CUDA (ignored on CPU)
     device: str = ""                      # "": pick CUDA when present
     progress: bool = True
+    init_from: str = ""                   # start from these trained weights (file or folder; same config)
 
     def resolved_out(self, prof: Profile) -> Path:
         return Path(self.out or f"runs/{self.stage}-{prof.name}")
@@ -207,6 +209,11 @@ class StageLoss:
         if cfg.prediction != "noise" and cfg.target != "eq4" and stage == "texture":
             raise ValueError(f"--prediction {cfg.prediction} trains on the clean image (Eq. 4's x0); "
                              "--target eq11 needs --prediction noise")
+        if cfg.colour_weight and cfg.prediction == "noise":
+            raise ValueError("--colour-weight acts on the predicted clean state; use it with --prediction "
+                             "x0, x0-harmonic or x0-fill")
+        if cfg.colour_weight < 0:
+            raise ValueError(f"--colour-weight must be >= 0, got {cfg.colour_weight}")
         if stage == "texture" and cfg.structure_source == "network" and structure_net is None:
             raise ValueError("structure_source='network' needs the trained structure network "
                              "(--structure-checkpoint weights/<preset>)")
@@ -235,7 +242,8 @@ class StageLoss:
         if self.stage == "structure":
             x_t = sde.sample_marginal(b["x0"], b["mu_x"], t, generator=gen)
             if clean:
-                loss = clean_matching_loss(model(x_t, b["mu_x"], t, clean=True), b["x0"], known, cfg.hole_weight)
+                loss = clean_matching_loss(model(x_t, b["mu_x"], t, clean=True), b["x0"], known, cfg.hole_weight,
+                                           cfg.colour_weight)
                 return loss, {"loss": loss.detach()}
             noise = model(x_t, b["mu_x"], t)
             ideal = sde.ideal_reverse_state(x_t, b["x0"], b["mu_x"], t)      # Eq. 10
@@ -245,7 +253,8 @@ class StageLoss:
         y_t = sde.sample_marginal(image, mu, t, generator=gen)
         if self.stage == "texture-irsde":
             if clean:
-                loss = clean_matching_loss(model(y_t, mu, t, clean=True), image, known, cfg.hole_weight)
+                loss = clean_matching_loss(model(y_t, mu, t, clean=True), image, known, cfg.hole_weight,
+                                           cfg.colour_weight)
                 return loss, {"loss": loss.detach()}
             noise = model(y_t, mu, t)
             ideal = sde.ideal_reverse_state(y_t, image, mu, t)
@@ -253,7 +262,8 @@ class StageLoss:
             return loss, {"loss": loss.detach()}
         x_t, x_prev = self.structure_guide(b, t, gen)
         if self.stage == "texture" and clean:
-            loss = clean_matching_loss(model(y_t, mu, t, x_prev, clean=True), image, known, cfg.hole_weight)
+            loss = clean_matching_loss(model(y_t, mu, t, x_prev, clean=True), image, known, cfg.hole_weight,
+                                       cfg.colour_weight)
             return loss, {"loss": loss.detach()}
         if self.stage == "texture":
             noise = model(y_t, mu, t, x_prev)
@@ -369,8 +379,23 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
         wall_before = float(ck.get("wall_s", 0.0))
         if is_main:
             print(f"resuming {cfg.stage} from step {start} ({last})")
-    elif resume and is_main:
+    elif resume and is_main and not cfg.init_from:
         print(f"no checkpoint at {last}; starting from scratch")
+    if cfg.init_from and start == 0:
+        # warm start: the given weights become model and EMA; the step count continues from theirs,
+        # so the batches are the ones the original run would have drawn next. Fresh optimiser.
+        init_path = Path(cfg.init_from)
+        if init_path.is_dir():
+            init_path = ckpt_io.network_path(init_path, network)
+        ck = ckpt_io.load_checkpoint(init_path, map_location=device, expect=ck_config, network=network)
+        state = ck.get("ema") if ck.get("ema") is not None else ck["model"]
+        model.load_state_dict(state)
+        ema.load_state_dict(state)
+        start = int(ck.get("step", 0))
+        if start >= cfg.steps:
+            raise ValueError(f"--init-from {cfg.init_from} holds {start} steps already; give --steps above {start}")
+        if is_main:
+            print(f"starting {cfg.stage} from the weights in {init_path} (step {start})")
 
     ddp_model = model
     if world > 1:
