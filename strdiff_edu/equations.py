@@ -78,16 +78,23 @@ EQUATIONS: Tuple[PaperEquation, ...] = (
     PaperEquation(
         6, "reverse transition rewritten with Bayes' rule under the structure", "eq-structure-bayes",
         ("strdiff_edu.symbolic.derive_eq11",),
-        ("tests/test_symbolic.py::test_eq11_solution_equals_closed_form_and_remark3_split",),
-        note="Typeset form lost. Ours is a factorisation under a stated conditional "
-             "independence; the paper's may condition differently."),
+        ("tests/test_symbolic.py::test_eq11_solution_equals_closed_form_and_remark3_split",
+         "tests/test_symbolic.py::test_true_posterior_given_y0_is_eq4_and_ignores_the_structure"),
+        related=("eq-true-posterior",),
+        note="Typeset form lost. Ours is a factorisation under an assumed coupling model (a "
+             "modelling choice); under the forward process itself the posterior given $y_0$ is "
+             "Eq. 4. The paper's may condition differently."),
     PaperEquation(
         7, "the simplified, structure-conditioned transition", "eq-coupling",
         ("strdiff_edu.symbolic.coupling_mean",),
         ("tests/test_symbolic.py::test_eq11_reduces_to_eq4_when_the_structure_weight_vanishes",
-         "tests/test_symbolic.py::test_eq11_equals_eq4_exactly_when_structure_agrees_with_texture"),
+         "tests/test_symbolic.py::test_eq11_equals_eq4_exactly_when_structure_agrees_with_texture",
+         "tests/test_symbolic.py::test_coupling_model_matches_the_structure_mean_but_not_its_variance",
+         "tests/test_symbolic.py::test_default_structure_weight_is_the_stationary_conditional_variance"),
+        related=("eq-coupling-weight",),
         note=r"Lost; the prose says the texture is obtained from the structure and $y_0$. Our "
-             "stand-in is the coupling likelihood of Part II, an assumption of this book."),
+             "stand-in is the coupling likelihood of Part II, a modelling choice of this book: it "
+             r"matches the structure's marginal mean, not its variance; $\omega = 1$ by default."),
     PaperEquation(
         8, "negative log-likelihood under the structure (Appendix Eq. 18)", "eq-nll-structure",
         ("strdiff_edu.symbolic.derive_eq11",),

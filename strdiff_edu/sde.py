@@ -29,9 +29,12 @@ SCHEDULES = ("cosine", "linear", "constant")
 
 # ITU-R BT.709 luma weights as used by scikit-image's rgb2gray (the paper's grayscale structure).
 RGB_TO_GRAY = (0.2125, 0.7154, 0.0721)
-# Coupling weight omega of Eq. 11: if the structure's and the texture's noises were independent,
-# x - G y would have variance lambda^2 (1 + |g|^2); omega = 1 / (1 + |g|^2) matches that.
-DEFAULT_STRUCTURE_WEIGHT = 1.0 / (1.0 + sum(w * w for w in RGB_TO_GRAY))
+# Coupling weight omega of Eq. 11 (book: {ref}`eq-coupling-weight`): the coupling's variance
+# lambda^2 / omega is a variance *given* the texture; with the structure's own noise at the
+# stationary level, Var(x | y) = lambda^2, so omega = 1. (The unconditional Var(x - G y) =
+# lambda^2 (1 + |g|^2) would give 1 / (1 + |g|^2) = 0.64, but it counts the texture's noise,
+# which the coupling conditions on.)
+DEFAULT_STRUCTURE_WEIGHT = 1.0
 
 
 # --------------------------------------------------------------------------- schedules
@@ -275,11 +278,16 @@ class MeanRevertingSDE:
                                        gray_weights=RGB_TO_GRAY) -> torch.Tensor:
         """Structure-guided ideal texture state y*_{t-1} (our derivation of paper Eq. 11; book: {ref}`eq-structure-guided`).
 
-        The posterior mean of y_{t-1} under three factors: the texture transition
-        y_t | y_{t-1}, the texture marginal y_{t-1} | y_0, and a coupling likelihood that ties
-        the structure to the texture's gray projection G y = sum_c g_c y_c (book: {ref}`eq-coupling`):
+        The posterior mean of y_{t-1} under an *assumed coupling model* (a modelling choice, not
+        the forward process): three factors, the texture transition y_t | y_{t-1}, the texture
+        marginal y_{t-1} | y_0, and a coupling likelihood that ties the structure to the
+        texture's gray projection G y = sum_c g_c y_c (book: {ref}`eq-coupling`):
 
             x_{t-1} | y_{t-1} ~ N(G y_{t-1} + (1 - C)(mu_x - G mu), lambda^2 / omega).
+
+        Under the true joint forward process the structure's noise is independent of the
+        texture's, so given y_0 the exact posterior mean is Eq. 4 (:meth:`ideal_reverse_state`;
+        book: {ref}`eq-true-posterior`) and the structure adds nothing.
 
         The result is Eq. 4 plus a correction along the gray direction g:
 
@@ -288,7 +296,9 @@ class MeanRevertingSDE:
             k_t = (1 - B^2) / (1 - A^2).
 
         ``omega = structure_weight = 0`` gives Eq. 4 exactly; at t = 1 the result is y0 for any
-        structure; gamma_t fades with t -> 1 so the structure guides early, the texture late.
+        structure; because the coupling variance is constant in t, gamma_t fades with t -> 1, so
+        the structure guides early and the texture late. The default omega = 1 is derived in
+        :func:`strdiff_edu.symbolic.stationary_coupling_weight`.
         Shapes: texture tensors (B, 3, H, W); structure tensors (B, 1, H, W).
         """
         _check_same_shape(y_t=y_t, y0=y0, mu=mu)

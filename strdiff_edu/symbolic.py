@@ -197,7 +197,9 @@ def coupling_mean(gray_of_y, gray_of_mu) -> sp.Expr:
 
 
 def derive_eq11(gray_weights: Sequence = None) -> StructureGuidedDerivation:
-    """Structure-guided texture ideal state (our Eq. 11; book: {ref}`eq-structure-guided`).
+    """Structure-guided texture ideal state (our Eq. 11; book: {ref}`eq-structure-guided`): the
+    posterior mean of an *assumed* coupling model, a modelling choice. (Under the true forward
+    process the posterior given y_0 is Eq. 4: :func:`true_posterior_given_y0`.)
 
     NLL = -log p(y_t | y_{t-1}) - log p(y_{t-1} | y_0) - log p(x_{t-1} | y_{t-1}) (the
     factorisation {ref}`eq-structure-bayes`; the NLL {ref}`eq-nll-structure`), summed over three
@@ -232,8 +234,9 @@ def derive_eq11(gray_weights: Sequence = None) -> StructureGuidedDerivation:
     mismatch = x_prev - mu_x + C * (mu_x - gray(ms)) - gray([e - m for e, m in zip(eq4, ms)])
     closed = tuple(e + gamma * gi * mismatch for e, gi in zip(eq4, g))
 
-    # Remark 3: (1) structure consistency, (2) texture semantics, (3) negative balance,
-    # (4) unmasked texture; plus the ground-truth texture term that Eq. 4 already has.
+    # One grouping that matches Remark 3's names: (1) structure consistency, (2) texture
+    # semantics, (3) negative balance, (4) unmasked texture; plus a fifth, the ground-truth
+    # texture term that Eq. 4 already has. Other groupings are as valid.
     gty = gray([p - m for p, m in zip(yt, ms)])
     gy0 = gray([z - m for z, m in zip(ys, ms)])
     terms = {
@@ -256,6 +259,100 @@ def eq11_naive_candidate() -> sp.Expr:
     vt, vp = lam ** 2 * (1 - A ** 2), lam ** 2 * (1 - C ** 2)
     nll = (y_t - mu - A * (y_prev - mu)) ** 2 / (2 * vt) + (y_prev - mu - (x_prev - mu_x)) ** 2 / (2 * vp)
     return sp.solve(sp.Eq(sp.diff(nll, y_prev), 0), y_prev)[0]
+
+
+def _condition_gaussian(mean: sp.Matrix, cov: sp.Matrix, n_query: int, observed: Sequence) -> Tuple[sp.Matrix, sp.Matrix]:
+    """Mean and covariance of the first ``n_query`` entries of a Gaussian vector given the rest
+    equal to ``observed`` (Schur complement)."""
+    q = slice(0, n_query)
+    o = slice(n_query, mean.rows)
+    s_qo, s_oo = cov[q, o], cov[o, o]
+    gain = s_qo * s_oo.inv()
+    cond_mean = mean[q, :] + gain * (sp.Matrix(observed) - mean[o, :])
+    cond_cov = cov[q, q] - gain * s_qo.T
+    return cond_mean.applyfunc(sp.simplify), cond_cov.applyfunc(sp.simplify)
+
+
+def true_posterior_given_y0(gray_weights: Sequence = None) -> Tuple[sp.Expr, sp.Expr]:
+    """The exact ``p(y_{t-1,r} | y_t, y_0, x_{t-1})`` under the joint forward process (book:
+    {ref}`eq-true-posterior`): (mean, variance) of the red channel.
+
+    Three texture channels and the structure diffuse with independent noises, the structure from
+    ``x_0 = G y_0``. Written as linear maps of independent standard normals, (y_{t-1}, y_t,
+    x_{t-1}) is Gaussian given y_0; conditioning on (y_t, x_{t-1}) gives Eq. 4's mean and
+    variance, with no x_{t-1} term: given y_0 the structure carries no information.
+    """
+    g = tuple(gray_weights) if gray_weights is not None else sp.symbols("g_r g_g g_b", positive=True)
+    names = ("r", "g", "b")
+    ys = [sp.Symbol(f"y_{{0,{c}}}", real=True) for c in names]
+    ms = [sp.Symbol(f"mu_{c}", real=True) for c in names]
+    yt = [sp.Symbol(f"y_{{t,{c}}}", real=True) for c in names]
+    x0_ = sum(gi * z for gi, z in zip(g, ys))
+    sC, sA = lam * sp.sqrt(1 - C ** 2), lam * sp.sqrt(1 - A ** 2)
+    # independent standard normals: e1 (y_{t-1}, 3), e2 (y_t given y_{t-1}, 3), e3 (x_{t-1}, 1)
+    rows_mean, rows_map = [], []
+    zero = [0] * 7
+    for c in range(3):                       # y_{t-1,c} = mu + C (y0 - mu) + sC e1_c
+        row = list(zero); row[c] = sC
+        rows_mean.append(ms[c] + C * (ys[c] - ms[c])); rows_map.append(row)
+    for c in range(3):                       # y_{t,c} = mu + A (y_{t-1,c} - mu) + sA e2_c
+        row = list(zero); row[c] = A * sC; row[3 + c] = sA
+        rows_mean.append(ms[c] + A * C * (ys[c] - ms[c])); rows_map.append(row)
+    row = list(zero); row[6] = sC            # x_{t-1} = mu_x + C (x_0 - mu_x) + sC e3
+    rows_mean.append(mu_x + C * (x0_ - mu_x)); rows_map.append(row)
+    mean, L = sp.Matrix(rows_mean), sp.Matrix(rows_map)
+    cov = L * L.T
+    order = [0, 3, 4, 5, 6, 1, 2]            # query y_{t-1,r}; observe y_t (3) and x_{t-1}; drop y_{t-1,g,b}
+    mean, cov = mean.extract(order, [0]), cov.extract(order, order)
+    mean, cov = mean[:5, :], cov[:5, :5]
+    m, v = _condition_gaussian(mean, cov, 1, [*yt, x_prev])
+    subs = {yt[0]: y_t, ys[0]: y0, ms[0]: mu}
+    return sp.simplify(m[0].subs(subs, simultaneous=True)), sp.simplify(v[0])
+
+
+def coupling_structure_moments(gray_weights: Sequence = None) -> Tuple[sp.Expr, sp.Expr]:
+    """(mean, variance) of ``x_{t-1} | y_0`` implied by the coupling model (book: {ref}`eq-coupling`):
+    ``y_{t-1} | y_0`` from the forward marginal, then ``x_{t-1} | y_{t-1}`` from the coupling.
+    The mean equals the structure's forward marginal mean; the variance,
+    ``lambda^2 (|g|^2 (1 - C^2) + 1/omega)``, does not equal the forward ``lambda^2 (1 - C^2)``."""
+    g = tuple(gray_weights) if gray_weights is not None else sp.symbols("g_r g_g g_b", positive=True)
+    ys = [sp.Symbol(f"y_{{0,{c}}}", real=True) for c in ("r", "g", "b")]
+    ms = [sp.Symbol(f"mu_{c}", real=True) for c in ("r", "g", "b")]
+    gray = lambda v: sum(gi * vi for gi, vi in zip(g, v))
+    mean_prev = [m + C * (z - m) for z, m in zip(ys, ms)]
+    mean = coupling_mean(gray(mean_prev), gray(ms))
+    # x_{t-1} = G y_{t-1} + shift + (lambda / sqrt(omega)) xi with y_{t-1,c} = mean_c + sC e_c:
+    # a linear map of the independent standard normals (e_r, e_g, e_b, xi)
+    row = sp.Matrix([[*[gi * lam * sp.sqrt(1 - C ** 2) for gi in g], lam / sp.sqrt(omega)]])
+    var = (row * row.T)[0]
+    structure_mean = mu_x + C * (gray(ys) - mu_x)
+    if sp.simplify(mean - structure_mean) != 0:
+        raise AssertionError("the coupling mean is not the structure's marginal mean")
+    return sp.simplify(mean), sp.factor(var)
+
+
+def stationary_coupling_weight(gray_weights: Sequence = None) -> Dict[str, sp.Expr]:
+    """The weight omega that the coupling's variance lambda^2/omega implies at the stationary
+    noise level (book: {ref}`eq-coupling-weight`).
+
+    Model the structure as the texture's gray plus its own noise, ``x = G m + lambda xi`` and
+    ``y_c = m_c + lambda eta_c`` with ``xi, eta`` independent standard normals. Then
+    ``Var(x - G y) = lambda^2 (1 + |g|^2)`` (both noises, an *unconditional* variance), whereas
+    the coupling ``p(x | y)`` conditions on ``y``: ``Var(x | y) = lambda^2``, so ``omega = 1``.
+    Returns ``{"unconditional": Var(x - G y), "conditional": Var(x | y), "omega": lambda^2 / Var(x | y)}``.
+    """
+    g = tuple(gray_weights) if gray_weights is not None else sp.symbols("g_r g_g g_b", positive=True)
+    # (x, y_r, y_g, y_b) as a linear map of (xi, eta_r, eta_g, eta_b)
+    L = sp.diag(lam, lam, lam, lam)
+    cov = L * L.T
+    diff = sp.Matrix([[1, *[-gi for gi in g]]])
+    unconditional = sp.simplify((diff * cov * diff.T)[0])
+    means = sp.Matrix(sp.symbols("m_x m_r m_g m_b", real=True))
+    observed = sp.symbols("y_r y_g y_b", real=True)
+    _, cond = _condition_gaussian(means, cov, 1, observed)
+    conditional = sp.simplify(cond[0])
+    return {"unconditional": unconditional, "conditional": conditional,
+            "omega": sp.simplify(lam ** 2 / conditional)}
 
 
 # ----------------------------------------------------------------------------- Eq. 5 / 13

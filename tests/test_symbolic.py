@@ -179,7 +179,40 @@ def test_lambdified_eq11_equals_library(seed):
             want = f([y_t[:, i:i + 1] for i in range(3)], [y0[:, i:i + 1] for i in range(3)],
                      [mu[:, i:i + 1] for i in range(3)], x_prev, mu_x, a, c, omega)
             assert torch.allclose(got, torch.cat(want, 1), atol=1e-10, rtol=0)
-    assert DEFAULT_STRUCTURE_WEIGHT == pytest.approx(1 / (1 + sum(w * w for w in RGB_TO_GRAY)))
+
+
+def test_true_posterior_given_y0_is_eq4_and_ignores_the_structure(eq4):
+    """Under the joint forward process (independent noises, x_0 = G y_0) the exact posterior of
+    y_{t-1} given (y_t, y_0, x_{t-1}) is Eq. 4: Gaussian conditioning, not the NLL recipe."""
+    mean, var = S.true_posterior_given_y0()
+    assert not mean.has(S.x_prev)
+    assert sp.simplify(mean - eq4.abc_form) == 0
+    assert sp.simplify(var - eq4.variance) == 0
+
+
+def test_coupling_model_matches_the_structure_mean_but_not_its_variance():
+    """The coupling model implies Var(x_{t-1} | y_0) = lambda^2 (|g|^2 (1 - C^2) + 1/omega),
+    larger than the forward lambda^2 (1 - C^2) at every t for the default omega (and the old 0.64)."""
+    g = sp.symbols("g_r g_g g_b", positive=True)
+    mean, var = S.coupling_structure_moments()
+    gg = sum(gi ** 2 for gi in g)
+    assert sp.simplify(var - S.lam ** 2 * (gg * (1 - S.C ** 2) + 1 / S.omega)) == 0
+    ggn = sum(w * w for w in RGB_TO_GRAY)
+    excess = sp.lambdify((S.C, S.omega), sp.simplify((var - S.lam ** 2 * (1 - S.C ** 2)) / S.lam ** 2).subs(
+        dict(zip(g, RGB_TO_GRAY))))
+    for c in np.linspace(0, 1, 11):
+        for om in (DEFAULT_STRUCTURE_WEIGHT, 1 / (1 + ggn)):
+            assert excess(c, om) >= ggn - 1e-12
+
+
+def test_default_structure_weight_is_the_stationary_conditional_variance():
+    """omega = lambda^2 / Var(x | y) = 1; the unconditional Var(x - G y) = lambda^2 (1 + |g|^2) would
+    give 0.64, which was the old default."""
+    w = S.stationary_coupling_weight()
+    g = sp.symbols("g_r g_g g_b", positive=True)
+    assert sp.simplify(w["unconditional"] - S.lam ** 2 * (1 + sum(gi ** 2 for gi in g))) == 0
+    assert sp.simplify(w["conditional"] - S.lam ** 2) == 0
+    assert DEFAULT_STRUCTURE_WEIGHT == float(w["omega"]) == 1.0
 
 
 def test_training_gap_is_second_order():
