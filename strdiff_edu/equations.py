@@ -160,12 +160,14 @@ EQUATIONS: Tuple[PaperEquation, ...] = (
         "eq-adaptive-resampling",
         ("strdiff_edu.sampling.StrDiffusionSampler",),
         ("tests/test_sampling.py::test_call_counts_match_the_formula_for_scripted_decisions",
-         "tests/test_sampling.py::test_paper_rule_resamples_while_below_threshold",
+         "tests/test_sampling.py::test_paper_rule_renoises_one_level_at_every_early_step_while_below_threshold",
+         "tests/test_sampling.py::test_resampling_renoise_is_the_exact_transition_in_corrected_mode",
          "tests/test_sampling.py::test_official_mode_reproduces_each_quirk"),
         related=("eq-structure-guided-step",),
-        note="The paper resamples while the score is below a threshold (value unknown); the "
-             "official code compares scores instead (`rule=\"official\"`, the default). The "
-             "paper's Eq. 17 holds both the noise-adding and the denoising formula."),
+        note="The paper re-noises $x_{t-1} \\to x_t$ (one level) at early steps while the score is "
+             "below a threshold (value unknown; `rule=\"paper\"`); the official code resamples on a "
+             "fixed schedule, several levels, comparing scores (`rule=\"official\"`, the default). "
+             "The paper's Eq. 17 holds both the noise-adding and the denoising formula."),
 )
 
 

@@ -15,8 +15,8 @@ survives a call). They share one interface::
   ``known * image + (1 - known) * sample``: the known pixels come back exactly.
 
 All the SDE arithmetic is :class:`~strdiff_edu.sde.MeanRevertingSDE`'s (``prior_sample``,
-``reverse_step``, ``reverse_ode_step``, ``forward_step``, ``sample_marginal``); this module only
-orchestrates.
+``reverse_step``, ``reverse_ode_step``, ``forward_step``, ``sample_transition``,
+``sample_marginal``); this module only orchestrates.
 
 **StrDiffusion (book: Part V, {ref}`eq-structure-guided-step`).** With the structure x (one
 channel) and the texture y (RGB):
@@ -34,31 +34,38 @@ channel) and the texture y (RGB):
   (``late_guide="mean"``, the official code);
 * merge with the known pixels.
 
-**Adaptive resampling (paper Eq. 17, Sec. 2.4.2; book: {ref}`eq-adaptive-resampling`).** At
-early-stage times with ``t % jump == 0``,
-with jump length ``r = min(re, T + 1 - t)``, up to ``u_max - 1`` iterations of: re-noise the
-current structure candidate ``r`` forward steps (level t-1 -> t+r-1), denoise it back ``r``
-reverse steps (pasting the known structure before each), recompute the texture step from the
-same ``y_t`` guided by the new structure, and score the pair with the discriminator. Two rules:
+**Adaptive resampling (paper Eq. 17, Sec. 2.4.2; book: {ref}`eq-adaptive-resampling`).** At a
+resampled time ``t`` with jump length ``r``, up to ``u_max - 1`` iterations of: re-noise the
+current structure candidate ``r`` levels (t-1 -> t+r-1), denoise it back ``r`` reverse steps
+(pasting the known structure before each), recompute the texture step from the same ``y_t``
+guided by the new structure, and score the pair with the discriminator. Four rules:
 
-* ``rule="official"`` (the official code): keep a reference score ``D_n`` of the current pair;
-  a candidate is accepted when its score is lower (``prefer="lower"``; ``"higher"`` flips it);
-  a rejected candidate is averaged into the current pair while ``i < u_min``, and the loop stops
-  at the first rejection with ``i >= u_min``;
-* ``rule="paper"`` (the paper's text): resample while the current pair's score is below
-  ``threshold`` (a config value: the paper's number is unknown); every candidate replaces the
-  current pair;
-* ``rule="always"``: no discriminator; every candidate is accepted for a fixed ``u_min``
-  iterations (the RePaint-like ablation, Table 2 case B).
+* ``rule="official"`` (the official code): resampled times are the early-stage ``t`` with
+  ``t % jump == 0``, ``r = min(re, T + 1 - t)``; keep a reference score ``D_n`` of the current
+  pair; a candidate is accepted when its score is lower (``prefer="lower"``; ``"higher"`` flips
+  it); a rejected candidate is averaged into the current pair while ``i < u_min``, and the loop
+  stops at the first rejection with ``i >= u_min``;
+* ``rule="paper"`` (the paper's text and its Fig. 2): at **every** early-stage step, while the
+  current pair scores below ``threshold`` (a config value: the paper's number is unknown),
+  re-noise the structure **one level** (``r = 1``: x_{t-1} -> x_t) and denoise it again; every
+  candidate replaces the current pair; at most ``u_max - 1`` candidates per step (the paper
+  gives no cap);
+* ``rule="scheduled-threshold"`` (a hybrid): the official schedule and jump (``t % jump == 0``,
+  ``r`` levels) with the paper's threshold criterion;
+* ``rule="always"``: no discriminator; the official schedule, every candidate accepted for a
+  fixed ``u_min`` iterations (the RePaint-like ablation, Table 2 case B).
 
 **Official quirks.** ``mode="corrected"`` (default) fixes four things the official sampler
 does; ``mode="official"`` reproduces each:
 
-1. the re-noising uses theta one index low (``forward_step(x, mu_x, k - 1)`` for the step k-1 -> k);
+1. the re-noising is Euler–Maruyama with theta one index low (``forward_step(x, mu_x, k - 1)``
+   for the step k-1 -> k); the corrected sampler draws from the exact transition of the SDE
+   (:meth:`~strdiff_edu.sde.MeanRevertingSDE.sample_transition`);
 2. the known structure pasted at every level (main loop and resampling) is one sample from
    level ``t - 1``, where the corrected sampler pastes a fresh level-k sample at level k;
-3. the reference score ``D_n`` is not refreshed after an acceptance (corrected: it becomes the
-   accepted candidate's score);
+3. the reference score ``D_n`` is not refreshed after an acceptance or an average (corrected:
+   it becomes the accepted candidate's score, or the averaged pair's score, which costs one more
+   discriminator call per average);
 4. the discriminator is fed the texture with its hole zeroed, ``y * known`` (it was trained on
    full textures; corrected: ``y``).
 
@@ -73,7 +80,10 @@ steps, ``R`` the resampled times, ``r_t`` their jump lengths and ``k_t`` the ite
 * texture:       ``N_Y = T + sum_{t in R} k_t``
 * discriminator: ``N_D = |R| + sum_{t in R} k_t`` (one reference score per resampled time, one
   per candidate; the official code also scores the pair at every early step, ``E + sum k_t``,
-  without using the score).
+  without using the score), plus, in corrected mode, one per early-rejection average.
+
+Under ``rule="paper"`` every early step is a resampled time with ``r_t = 1``, so
+``N_S = E + sum k_t``, ``N_Y = T + sum k_t`` and ``N_D = E + sum k_t``.
 
 IR-SDE makes ``T`` texture calls; with RePaint resampling ``T + sum_{t in R} n r_t`` where ``n``
 is the number of repeats. The discriminator scores one image at a time (as the official batch-1
@@ -81,8 +91,10 @@ test), so the minibatch-stddev feature is the constant of a batch of one and a s
 depends on which other images share the batch.
 
 **Deterministic variant.** ``stochastic=False`` replaces every reverse Euler–Maruyama step by the
-probability-flow ODE step (:meth:`~strdiff_edu.sde.MeanRevertingSDE.reverse_ode_step`); only the
-prior draw and the resampling's re-noising remain random.
+probability-flow ODE step (:meth:`~strdiff_edu.sde.MeanRevertingSDE.reverse_ode_step`). It is not
+deterministic given the start: the prior draws, the known-structure paste (a draw of the
+structure's forward marginal at every early step and resampling level), the resampling's
+re-noising and, with ``reimpose``, the known-pixel re-imposition remain random.
 """
 from __future__ import annotations
 
@@ -102,7 +114,8 @@ MODES = ("corrected", "official")
 #: Which sampler attribute holds which network (IRSDESampler has ``net``; StrDiffusionSampler the rest).
 NETWORK_ATTRIBUTES = {"irsde": "net", "texture": "texture_net", "structure": "structure_net",
                       "discriminator": "disc"}
-RULES = ("official", "paper", "always")
+RULES = ("official", "paper", "scheduled-threshold", "always")
+THRESHOLD_RULES = ("paper", "scheduled-threshold")
 LATE_GUIDES = ("gray", "mean")
 
 
@@ -162,7 +175,7 @@ class Resampling:
     preset: SamplerPreset
     rule: str = "official"
     prefer: str = "lower"       # official rule: accept a candidate scoring lower (official) or higher
-    threshold: float = 0.0      # paper rule: resample while the logit is below this
+    threshold: float = 0.0      # paper / scheduled-threshold rules: resample while the logit is below this
     mode: str = "corrected"
 
     def __post_init__(self):
@@ -179,15 +192,26 @@ def resampled_times(T: int, preset: SamplerPreset) -> List[Tuple[int, int]]:
     return [(t, min(preset.re, T + 1 - t)) for t in range(T, lo - 1, -1) if t % preset.jump == 0]
 
 
-def expected_nfe(T: int, preset: SamplerPreset, iterations: Dict[int, int]) -> Dict[str, int]:
+def paper_rule_times(T: int, switch_step: int) -> List[Tuple[int, int]]:
+    """``[(t, 1), ...]``: the paper rule looks at every early-stage step, one level up."""
+    return [(t, 1) for t in range(T, switch_step - 1, -1)]
+
+
+def expected_nfe(T: int, preset: SamplerPreset, iterations: Dict[int, int], rule: str = "official",
+                 averages: Optional[Dict[int, int]] = None) -> Dict[str, int]:
     """The call-count formula of the module docstring (book: {ref}`eq-resampling-nfe`), for
-    ``iterations[t] = k_t`` at every resampled time (0 or missing: no resampling there)."""
+    ``iterations[t] = k_t`` at every resampled time (0 or missing: no resampling there).
+
+    ``rule``: ``"official"`` / ``"always"`` count one reference score per time with ``k_t > 0``;
+    the threshold rules score every resampled time (``"paper"``: every early step, ``r_t = 1``).
+    ``averages[t]``: early-rejection averages rescored in corrected mode (one call each)."""
     E = T - preset.switch_step(T) + 1
-    times = resampled_times(T, preset)
+    times = paper_rule_times(T, preset.switch_step(T)) if rule == "paper" else resampled_times(T, preset)
     ks = {t: iterations.get(t, 0) for t, _ in times}
+    refs = len(times) if rule in THRESHOLD_RULES else sum(1 for t, _ in times if ks[t] > 0)
     return {"structure": E + sum(ks[t] * r for t, r in times),
             "texture": T + sum(ks.values()),
-            "discriminator": sum(1 for t, _ in times if ks[t] > 0) + sum(ks.values())}
+            "discriminator": refs + sum(ks.values()) + sum((averages or {}).values())}
 
 
 # ----------------------------------------------------------------------------- results
@@ -217,7 +241,9 @@ class SampleResult:
     * ``nfe``: per-image network evaluations, ``{network: (B,) int64}``;
     * ``calls``: batched forward calls per network (what costs time);
     * ``resampling``: one entry per resampled time: ``{"t", "r", "iterations" (B,), "accepted"
-      (B,), "scores": [(B,) per call]}``;
+      (B,), "averaged" (B,), "scores": [(B,): the reference, then one per candidate],
+      "rescored": [(B,) per candidate of the official rule: the score of the averaged pair, which
+      becomes the reference in corrected mode; nan where there was no average]}``;
     * ``seconds``: wall time of the call.
     """
 
@@ -423,7 +449,9 @@ class StrDiffusionSampler:
         A :class:`Resampling`, or ``None`` for no resampling.
     mode:
         ``"corrected"`` (default) or ``"official"`` (reproduce the official sampler's quirks; see
-        the module docstring). Also sets the resampling's mode.
+        the module docstring). Also sets the resampling's mode. Both modes take ``mu_x`` from the
+        edges of the known pixels only; the official test loader runs Canny on the full
+        ground-truth image, which ``mode="official"`` does not reproduce (it would leak the hole).
     late_guide:
         ``"gray"`` or ``"mean"``; default ``"gray"`` (corrected) / ``"mean"`` (official).
     switch_fraction:
@@ -432,7 +460,7 @@ class StrDiffusionSampler:
         The structure pairing the networks were trained with and Canny's sigma at inference
         (the profile's ``canny_sigma``). The terminal structure uses the known pixels only.
     stochastic:
-        ``False``: the reverse-ODE variant.
+        ``False``: the reverse-ODE variant (still random: prior, known-structure paste, re-noising).
     early_exit:
         End a resampling loop once every image has stopped (one device-to-host check per
         iteration); ``False`` always runs the preset's maximum number of iterations, with no wait
@@ -502,6 +530,17 @@ class StrDiffusionSampler:
     def _texture_step(self, y, mu, t, guide, generator):
         return self._reverse(y, self.texture_net(y, mu, t, guide), mu, t, generator)
 
+    def _renoise(self, x, mu_x, t, r, generator):
+        """Lift the structure from level t-1 to t+r-1: the exact transition of the SDE
+        (book: {ref}`eq-transition`; corrected) or Euler–Maruyama with theta one index low
+        (official quirk 1)."""
+        for k in range(t, t + r):
+            if self.mode == "official":
+                x = self.sde.forward_step(x, mu_x, k - 1, generator)
+            else:
+                x = self.sde.sample_transition(x, mu_x, k, generator)
+        return x
+
     def _late_guide(self, y):
         if self.late_guide == "mean":
             return y.mean(1, keepdim=True)
@@ -535,13 +574,18 @@ class StrDiffusionSampler:
         count = _Counter(B, image.device, ("structure", "texture", "discriminator"))
         traj = _Trajectory(return_trajectory)
         rs = self.resampling
-        times = dict(resampled_times(sde.T, rs.preset)) if rs else {}
+        lo = self.switch_step
+        if rs is None:
+            times = {}
+        elif rs.rule == "paper":
+            times = dict(paper_rule_times(sde.T, lo))
+        else:
+            times = dict(resampled_times(sde.T, rs.preset))
         log: List[dict] = []
 
         y = sde.prior_sample(mu, generator)
         x = sde.prior_sample(mu_x, generator)
         traj.add(sde.T, y, x)
-        lo = self.switch_step
         structure_out = None
         bar = _progress(sde.T, "StrDiffusion" + (f" + resampling ({rs.rule})" if rs else ""), progress)
         for t in range(sde.T, 0, -1):
@@ -577,7 +621,8 @@ class StrDiffusionSampler:
         if structure_out is not None:
             structure_out = known * x0k + (1 - known) * structure_out
         log = [{"t": e["t"], "r": e["r"], "iterations": e["iterations"].cpu(), "accepted": e["accepted"].cpu(),
-                "scores": [v.cpu() for v in e["scores"]]} for e in log]
+                "averaged": e["averaged"].cpu(), "scores": [v.cpu() for v in e["scores"]],
+                "rescored": [v.cpu() for v in e["rescored"]]} for e in log]
         return SampleResult(image=merge_known(image, known, y), raw=y, structure=structure_out,
                             trajectory=traj.result(), nfe=count.result(), calls=count.calls, resampling=log,
                             seconds=time.perf_counter() - start)
@@ -602,7 +647,9 @@ class StrDiffusionSampler:
         compact = self.compact if self.compact is not None else dev.type == "cpu"
         iters = torch.zeros(B, dtype=torch.int64, device=dev)
         accepted = torch.zeros(B, dtype=torch.int64, device=dev)
+        averaged = torch.zeros(B, dtype=torch.int64, device=dev)
         scores: List[torch.Tensor] = []
+        rescored: List[torch.Tensor] = []
         use_disc = rs.rule != "always"
         ref = None
         if use_disc:
@@ -610,7 +657,8 @@ class StrDiffusionSampler:
             count.add("discriminator", n_calls=self._score_calls(B))
             scores.append(ref)
         active = torch.ones(B, dtype=torch.bool, device=dev)
-        if rs.rule == "paper":
+        threshold_rule = rs.rule in THRESHOLD_RULES
+        if threshold_rule:
             active = ref < rs.threshold
         n_iter = rs.preset.u_min if rs.rule == "always" else rs.preset.u_max - 1
 
@@ -623,9 +671,7 @@ class StrDiffusionSampler:
             idx = active.nonzero().squeeze(1) if compact else None
             rows = (lambda v: v.index_select(0, idx)) if compact else (lambda v: v)  # noqa: E731
             kn, mx = rows(known), rows(mu_x)
-            z = rows(x_cur)
-            for k in range(t, t + r):                       # re-noise: level t-1 -> t+r-1
-                z = sde.forward_step(z, mx, k - 1 if official else k, generator)
+            z = self._renoise(rows(x_cur), mx, t, r, generator)   # re-noise: level t-1 -> t+r-1
             for k in range(t + r - 1, t - 1, -1):           # denoise: back to level t-1
                 paste = rows(x_known_official) if official else sde.sample_marginal(rows(x0k), mx, k, generator)
                 z = kn * paste + (1 - kn) * z
@@ -645,7 +691,7 @@ class StrDiffusionSampler:
                 continue
             count.add("discriminator", active, n_calls=self._score_calls(int(idx.numel()) if compact else B))
             scores.append(torch.where(active, s, torch.full_like(s, float("nan"))))
-            if rs.rule == "paper":                         # every candidate replaces the pair
+            if threshold_rule:                             # every candidate replaces the pair
                 x_cur, y_cur = pick(active, z, x_cur), pick(active, y_new, y_cur)
                 accepted += active.to(torch.int64)
                 ref = torch.where(active, s, ref)
@@ -660,10 +706,31 @@ class StrDiffusionSampler:
             if i < rs.preset.u_min:                        # early rejections are averaged in
                 x_cur = pick(rej, 0.5 * (x_cur + z), x_cur)
                 y_cur = pick(rej, 0.5 * (y_cur + y_new), y_cur)
+                averaged += rej.to(torch.int64)
+                if not official:                           # official quirk 3: the score stays stale
+                    ref, n = self._rescore(ref, rej, y_cur, x_cur, known, t, compact)
+                    if n:
+                        count.add("discriminator", rej, n_calls=n)
             else:                                          # a late rejection stops that image
                 active = active & ~rej
+            redone = rej if (i < rs.preset.u_min and not official) else torch.zeros_like(rej)
+            rescored.append(torch.where(redone, ref, torch.full_like(ref, float("nan"))))
         # kept on the device: sample() moves the whole log to the CPU once, at the end
-        return y_cur, x_cur, {"t": t, "r": r, "iterations": iters, "accepted": accepted, "scores": scores}
+        return y_cur, x_cur, {"t": t, "r": r, "iterations": iters, "accepted": accepted, "averaged": averaged,
+                              "scores": scores, "rescored": rescored}
+
+    def _rescore(self, ref, mask, y, x, known, t, compact):
+        """The reference score after an average: the averaged pair's score where ``mask``, else
+        ``ref``; returns ``(ref, batched calls made)``."""
+        if compact:
+            idx = mask.nonzero().squeeze(1)
+            if idx.numel() == 0:
+                return ref, 0
+            s = self._score(y.index_select(0, idx), x.index_select(0, idx), known.index_select(0, idx), t)
+            return ref.index_copy(0, idx, s), self._score_calls(int(idx.numel()))
+        if self.early_exit and not bool(mask.any()):
+            return ref, 0
+        return torch.where(mask, self._score(y, x, known, t), ref), self._score_calls(y.shape[0])
 
 
 def sample_in_batches(sampler, images: torch.Tensor, known: torch.Tensor, batch_size: int,

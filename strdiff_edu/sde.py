@@ -229,6 +229,16 @@ class MeanRevertingSDE:
         a = self._coef(self.step_weights, t, x_prev, lo=1)
         return mu + (x_prev - mu) * a, self.lam * torch.sqrt(1 - a ** 2)
 
+    def sample_transition(self, x_prev: torch.Tensor, mu: torch.Tensor, t: TimeIndex,
+                          generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Draw ``x_t`` from the exact one-step law ``x_t | x_{t-1}`` (book: {ref}`eq-transition`), t = 1..T.
+
+        Chained over levels t-1 -> t+r-1 it gives exactly the r-step law of the SDE (mean weight
+        exp(-theta_bar_{t+r-1}) / exp(-theta_bar_{t-1})), unlike :meth:`forward_step`.
+        """
+        mean, std = self.transition(x_prev, mu, t)
+        return mean + std * _randn_like(x_prev, generator)
+
     def add_noise(self, x0: torch.Tensor, mu: torch.Tensor, t: TimeIndex,
                   noise: torch.Tensor) -> torch.Tensor:
         """x_t = mean_t + sigma_bar_t * noise, for a given standard-normal ``noise``."""

@@ -130,7 +130,10 @@ def test_device_side_decisions_count_like_the_formula(early_exit, compact):
                                   compact=compact)
     img, known = _images(b=3)
     r = sampler.sample(img, known, generator=torch.Generator().manual_seed(0))
-    want = expected_nfe(T, preset, {t: preset.u_min for t, _ in resampled_times(T, preset)})
+    times = resampled_times(T, preset)
+    # every candidate is rejected: the first u_min - 1 are averaged in and the average rescored
+    want = expected_nfe(T, preset, {t: preset.u_min for t, _ in times},
+                        averages={t: preset.u_min - 1 for t, _ in times})
     assert {n: v.tolist() for n, v in r.nfe.items()} == {n: [want[n]] * 3 for n in want}
     assert set(disc.batches) == {3}          # one batched call per scoring, never per image
     n_times = len(resampled_times(T, preset))

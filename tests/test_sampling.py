@@ -155,12 +155,14 @@ PRESET = SamplerPreset(20, u_max=5, u_min=2, jump=4, re=2)
 
 def _scores_for(script, preset, refresh):
     """The discriminator outputs that produce a decision script under the official rule
-    (accept = lower score); returns (scores, iterations per t, accepted per t)."""
-    scores, k, acc = [], {}, {}
+    (accept = lower score); returns (scores, iterations per t, accepted per t, averages per t).
+    With ``refresh`` (corrected mode) an early rejection is averaged in and the averaged pair is
+    scored again: that score (0.5 above the old reference) becomes the reference."""
+    scores, k, acc, avg = [], {}, {}, {}
     for t, decisions in script.items():
         cur = 0.0
         scores.append(cur)
-        k[t], acc[t] = 0, 0
+        k[t], acc[t], avg[t] = 0, 0, 0
         for i, accept in enumerate(decisions, start=1):
             if i > preset.u_max - 1:
                 break
@@ -173,7 +175,12 @@ def _scores_for(script, preset, refresh):
                     cur = val
             elif i >= preset.u_min:
                 break
-    return scores, k, acc
+            else:
+                avg[t] += 1
+                if refresh:
+                    cur += 0.5
+                    scores.append(cur)
+    return scores, k, acc, avg
 
 
 @pytest.mark.parametrize("mode", ["corrected", "official"])
@@ -183,7 +190,9 @@ def test_call_counts_match_the_formula_for_scripted_decisions(mode):
     times = [t for t in range(T, switch - 1, -1) if t % PRESET.jump == 0]   # 20, 16, 12, 8
     assert times == [t for t, _ in resampled_times(T, PRESET)]
     script = {20: [False, True, True, False], 16: [True, True, True, True, True], 12: [False, False], 8: [True, False, True]}
-    scores, k, acc = _scores_for(script, PRESET, refresh=(mode == "corrected"))
+    scores, k, acc, avg = _scores_for(script, PRESET, refresh=(mode == "corrected"))
+    rescored = avg if mode == "corrected" else {}
+    assert sum(rescored.values()) == (2 if mode == "corrected" else 0)     # t = 20 and t = 12
     disc = ScriptedDisc(scores)
     s_net, y_net = ZeroNoise(), ZeroNoise()
     sampler = StrDiffusionSampler(y_net, s_net, MeanRevertingSDE(T=T), discriminator=disc,
@@ -196,25 +205,55 @@ def test_call_counts_match_the_formula_for_scripted_decisions(mode):
     assert r_t[20] == 1 and r_t[8] == 2
     want = {"structure": E + sum(k[t] * r_t[t] for t in times),
             "texture": T + sum(k.values()),
-            "discriminator": len(times) + sum(k.values())}
+            "discriminator": len(times) + sum(k.values()) + sum(rescored.values())}
     assert {n: int(v[0]) for n, v in r.nfe.items()} == want
     assert (s_net.calls, y_net.calls) == (want["structure"], want["texture"])
     assert disc.values == []                                       # every scripted score was used
-    assert expected_nfe(T, PRESET, k) == want
+    assert expected_nfe(T, PRESET, k, averages=rescored) == want
+    assert {e["t"]: int(e["averaged"][0]) for e in r.resampling} == avg
     assert {e["t"]: int(e["iterations"][0]) for e in r.resampling} == k
     assert {e["t"]: int(e["accepted"][0]) for e in r.resampling} == acc
 
 
-def test_paper_rule_resamples_while_below_threshold():
+def test_scheduled_threshold_rule_resamples_while_below_threshold():
+    """The hybrid: the official schedule (t % jump == 0, r levels) with the paper's criterion."""
     T, preset = 10, SamplerPreset(10, u_max=4, u_min=1, jump=5, re=2)   # times 10 and 5
     # t=10: ref -1 (below 0) -> -2 -> 0.5 stops after 2 iterations; t=5: ref 1 -> no resampling
     disc = ScriptedDisc([-1.0, -2.0, 0.5, 1.0])
     sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), MeanRevertingSDE(T=T), discriminator=disc,
-                                  resampling=Resampling(preset, rule="paper", threshold=0.0), canny_sigma=1.0)
+                                  resampling=Resampling(preset, rule="scheduled-threshold", threshold=0.0),
+                                  canny_sigma=1.0)
     r = sampler.sample(*_image(1), generator=torch.Generator().manual_seed(0))
     assert [int(e["iterations"][0]) for e in r.resampling] == [2, 0]
     assert int(r.nfe["structure"][0]) == (T - 4 + 1) + 2 * 1   # r_10 = 1
     assert int(r.nfe["discriminator"][0]) == 2 + 2 and disc.values == []
+    k = {e["t"]: int(e["iterations"][0]) for e in r.resampling}
+    assert expected_nfe(T, preset, k, rule="scheduled-threshold") == {n: int(v[0]) for n, v in r.nfe.items()}
+
+
+def test_paper_rule_renoises_one_level_at_every_early_step_while_below_threshold():
+    """The paper's rule (text and Fig. 2): at every early step t >= floor(0.4 T), while the pair
+    scores below the threshold, x_{t-1} -> x_t (one level) and denoise again; capped at u_max - 1."""
+    T = 10                                                   # early steps 10, 9, ..., 4 (E = 7)
+    preset = SamplerPreset(10, u_max=4, u_min=1, jump=5, re=3)  # jump and re must not matter
+    script = {10: [-1.0, -2.0, 0.5], 9: [1.0], 8: [-1.0, -1.0, -1.0, -1.0], 7: [0.0], 6: [2.0],
+              5: [-3.0, 4.0], 4: [5.0]}                      # t=8 hits the cap of u_max - 1 = 3
+    sde = RecordingSDE(T=T)
+    disc = ScriptedDisc([v for vals in script.values() for v in vals])
+    s_net, y_net = ZeroNoise(), ZeroNoise()
+    sampler = StrDiffusionSampler(y_net, s_net, sde, discriminator=disc,
+                                  resampling=Resampling(preset, rule="paper", threshold=0.0), canny_sigma=1.0)
+    r = sampler.sample(*_image(1), generator=torch.Generator().manual_seed(0))
+    want_k = {10: 2, 9: 0, 8: 3, 7: 0, 6: 0, 5: 1, 4: 0}
+    assert {e["t"]: int(e["iterations"][0]) for e in r.resampling} == want_k
+    assert all(e["r"] == 1 for e in r.resampling)
+    assert all(int(e["accepted"][0]) == want_k[e["t"]] for e in r.resampling)   # every candidate replaces
+    assert sde.transition_ks == [10, 10, 8, 8, 8, 5]         # x_{t-1} -> x_t: one level, theta_t
+    E, K = 7, sum(want_k.values())
+    want = {"structure": E + K, "texture": T + K, "discriminator": E + K}
+    assert {n: int(v[0]) for n, v in r.nfe.items()} == want
+    assert (s_net.calls, y_net.calls) == (want["structure"], want["texture"]) and disc.values == []
+    assert expected_nfe(T, preset, want_k, rule="paper") == want
 
 
 def test_repaint_counts_and_irsde_nfe():
@@ -232,11 +271,15 @@ def test_repaint_counts_and_irsde_nfe():
 class RecordingSDE(MeanRevertingSDE):
     def __init__(self, *a, **k):
         super().__init__(*a, **k)
-        self.forward_ks, self.paste_levels = [], []
+        self.forward_ks, self.transition_ks, self.paste_levels = [], [], []
 
     def forward_step(self, x, mu, t, generator=None):
         self.forward_ks.append(int(t))
         return super().forward_step(x, mu, t, generator)
+
+    def sample_transition(self, x_prev, mu, t, generator=None):
+        self.transition_ks.append(int(t))
+        return super().sample_transition(x_prev, mu, t, generator)
 
     def sample_marginal(self, x0, mu, t, generator=None):
         self.paste_levels.append(int(t))
@@ -248,16 +291,20 @@ def test_official_mode_reproduces_each_quirk(mode):
     preset = SamplerPreset(10, u_max=3, u_min=2, jump=5, re=2)   # times 10 (r=1) and 5 (r=2)
     sde = RecordingSDE(T=10)
     # t=10: -1 is accepted; -0.5 beats the stale 0 (official) but not the refreshed -1 (corrected);
-    # t=5: two rejections (the first averaged since i < u_min, the second stops)
-    disc = ScriptedDisc([0.0, -1.0, -0.5, 0.0, 1.0, 2.0])
+    # t=5: two rejections (the first averaged since i < u_min, the second stops); corrected mode
+    # scores the averaged pair (0.8), the new reference
+    scores = [0.0, -1.0, -0.5, 0.0, 1.0, 2.0]
+    disc = ScriptedDisc(scores if mode == "official" else scores[:5] + [0.8] + scores[5:])
     sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), sde, discriminator=disc,
                                   resampling=Resampling(preset), mode=mode, canny_sigma=1.0)
     img, known = _image(1)
     r = sampler.sample(img, known, generator=torch.Generator().manual_seed(0))
     official_mode = mode == "official"
-    # 1. re-noising index: steps k-1 -> k use theta_k (corrected) or theta_{k-1} (official)
+    # 1. re-noising: steps k-1 -> k are the exact transition at k (corrected) or an
+    #    Euler–Maruyama step with theta_{k-1} (official)
     lifts = [10] * 2 + [5, 6] * 2            # t=10: r=1, two iterations; t=5: r=2, two iterations
-    assert sde.forward_ks == ([k - 1 for k in lifts] if official_mode else lifts)
+    assert sde.forward_ks == ([k - 1 for k in lifts] if official_mode else [])
+    assert sde.transition_ks == ([] if official_mode else lifts)
     # 2. the known structure: level t at level t (corrected) or one level-(t-1) sample (official)
     if official_mode:   # main loop t = 10..4 only, always level t-1; none inside the resampling
         assert sde.paste_levels == [9, 8, 7, 6, 5, 4, 3]
@@ -266,6 +313,11 @@ def test_official_mode_reproduces_each_quirk(mode):
     # 3. stale score
     assert int(r.resampling[0]["accepted"][0]) == (2 if official_mode else 1)
     assert int(r.resampling[1]["accepted"][0]) == 0 and disc.values == []
+    # 3b. after the early-rejection average: the averaged pair is scored (corrected) or not (official)
+    resc = [float(v[0]) for v in r.resampling[1]["rescored"]]
+    assert int(r.resampling[1]["averaged"][0]) == 1
+    assert (all(math.isnan(v) for v in resc) if official_mode else resc[0] == pytest.approx(0.8))
+    assert len(disc.inputs) == (6 if official_mode else 7)
     # 4. the discriminator sees the texture with its hole zeroed (official) or whole (corrected)
     hole = known < 0.5
     zeroed = [bool((y[hole.expand_as(y)] == 0).all()) for y, _, _ in disc.inputs]
@@ -346,7 +398,7 @@ def test_official_state_dict_values_land_in_the_right_layers(tmp_path):
         official.convert_official_state_dict(bad, "texture", build_network("texture", "tiny"))
 
 
-@pytest.mark.parametrize("rule", ["official", "paper"])
+@pytest.mark.parametrize("rule", ["official", "scheduled-threshold"])
 def test_logged_reference_score_is_the_initial_one(rule):
     """The log's first score per resampled time is the score before any candidate, even after
     acceptances update the reference (on the CPU, ``.cpu()`` alone would alias it)."""
@@ -358,3 +410,41 @@ def test_logged_reference_score_is_the_initial_one(rule):
     entry = r.resampling[0]
     assert int(entry["accepted"][0]) == 2
     assert [float(s[0]) for s in entry["scores"]] == [-0.5, -1.0, -2.0]
+
+
+@pytest.mark.parametrize("mode", ["corrected", "official"])
+def test_resampling_renoise_is_the_exact_transition_in_corrected_mode(mode):
+    """Lifting level t-1 -> t+r-1 (T = 100, t = 60, r = 2): the corrected sampler's weight on
+    (x_{t-1} - mu_x) is the closed form w = exp(-theta_bar_{t+r-1}) / exp(-theta_bar_{t-1}), so a
+    state drawn from the marginal at t-1 keeps exp(-theta_bar_{t+r-1}) = 0.1822 of (x_0 - mu_x),
+    and its spread is the r-step std lambda sqrt(1 - w^2); the official Euler–Maruyama lift with
+    theta one index low gives 0.1819 (Euler–Maruyama with the right index: 0.1813)."""
+    sde = MeanRevertingSDE(T=100)
+    sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), sde, mode=mode)
+    t, r = 60, 2
+    exact = float(sde.mean_weights[t + r - 1] / sde.mean_weights[t - 1])
+    em = lambda shift: math.prod(1 - float(sde.thetas[k - shift]) * sde.dt for k in range(t, t + r))  # noqa: E731
+    from_x0 = lambda w: round(w * float(sde.mean_weights[t - 1]), 4)  # noqa: E731
+    assert (from_x0(exact), from_x0(em(0)), from_x0(em(1))) == (0.1822, 0.1813, 0.1819)
+    a, b, mu = torch.full((1, 1, 1, 1), 3.0), torch.full((1, 1, 1, 1), -1.0), torch.zeros(1, 1, 1, 1)
+    lift = lambda x: sampler._renoise(x, mu, t, r, torch.Generator().manual_seed(5))  # noqa: E731
+    weight = float((lift(a) - lift(b)) / (a - b))            # same draws: the noise cancels
+    assert weight == pytest.approx(em(1) if mode == "official" else exact, abs=1e-6)
+    if mode == "corrected":
+        x = torch.zeros(200000, 1, 1, 1)
+        spread = float(sampler._renoise(x, torch.zeros_like(x), t, r, torch.Generator().manual_seed(6)).std())
+        assert spread == pytest.approx(sde.lam * math.sqrt(1 - exact ** 2), rel=0.01)
+
+
+def test_official_mode_takes_mu_x_from_the_known_pixel_edges():
+    """Both modes compute the terminal structure from the known pixels only: changing the hole's
+    content leaves (x0_known, mu_x) unchanged (the official test loader's full-image Canny would not)."""
+    img, known = _image(1)
+    other = img * known + (1 - known) * torch.rand(img.shape, generator=torch.Generator().manual_seed(9))
+    for mode in ("corrected", "official"):
+        sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), MeanRevertingSDE(T=10), mode=mode, canny_sigma=1.0)
+        (xa, ma), (xb, mb) = sampler.structure_ends(img, known), sampler.structure_ends(other, known)
+        assert torch.equal(xa, xb) and torch.equal(ma, mb)
+    full = structure_pair(img, known, "gray2edge", sigma=1.0, edge_source="full").terminal_mean
+    full_other = structure_pair(other, known, "gray2edge", sigma=1.0, edge_source="full").terminal_mean
+    assert not torch.equal(full, full_other)         # what the official loader's edges would do
