@@ -52,6 +52,9 @@ FID_AUTO_MIN_IMAGES = 100
 #: Paper Table 2, lettered as the paper's text defines the cases (Sec. 3.4): A = IR-SDE + RePaint,
 #: B = resampling without the discriminator, C = no resampling, D = the full method.
 TABLE2_CASES = {"A": "irsde-repaint", "B": "strdiff-always", "C": "strdiff", "D": "strdiff-resample"}
+#: The legend under ``table2.md``, in the same letters.
+TABLE2_LEGEND = ("A: IR-SDE + RePaint resampling; B: StrDiffusion, resampling always accepted (no "
+                 "discriminator); C: StrDiffusion, no resampling; D: adaptive resampling.")
 
 
 def needed_networks(methods: Sequence[str]) -> Tuple[str, ...]:
@@ -293,8 +296,7 @@ def write_report(res: dict, out) -> Dict[str, Path]:
     if t2:
         paths["table2"] = out / "table2.md"
         paths["table2"].write_text("# Resampling ablation (paper Table 2 cases)\n\n" + t2 + "\n\n"
-                                   + "A: IR-SDE + RePaint resampling; B: StrDiffusion, no resampling; C: resampling "
-                                     "always accepted (no discriminator); D: adaptive resampling." + note + "\n")
+                                   + TABLE2_LEGEND + note + "\n")
     paths["cost"] = out / "cost.md"
     paths["cost"].write_text("# Cost per image\n\n" + cost_markdown(res) + note + "\n")
     labels = {m: e["label"] for m, e in res["methods"].items()}

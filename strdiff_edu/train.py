@@ -66,7 +66,7 @@ class TrainConfig:
     prediction: str = "noise"             # what the U-Net predicts: models.config.PREDICTIONS ("noise" official)
     crops_per_scene: int = 0              # embedded data: seeded crops per training scene (0: the profile's)
     structure_weight: float = -1.0        # omega of Eq. 11; < 0: the derived default
-    structure_source: str = "oracle"      # texture stage: "oracle" x*_{t-1} (official) or "network"
+    structure_source: str = "oracle"      # texture / discriminator: "oracle" x*_{t-1} (official) or "network"
     structure_checkpoint: str = ""        # folder or file of the trained structure network
     t_min: int = 2                        # official: t ~ U{2..T}; 1 also trains the last step
     triplet_weight: float = 1.0           # discriminator: the paper's balance parameter (official 1)
@@ -197,6 +197,11 @@ def _step_generator(seed: int, step: int, rank: int, device) -> torch.Generator:
 
 
 # ----------------------------------------------------------------------------- one step per stage
+#: The stages whose network is fed the structure x_{t-1} (the oracle Eq. 10 state or, with
+#: ``structure_source="network"``, the trained structure network's reverse step).
+STRUCTURE_GUIDED_STAGES = ("texture", "discriminator")
+
+
 class StageLoss:
     """Computes one stage's loss on a batch (shared by training, the book and the tests)."""
 
@@ -214,7 +219,10 @@ class StageLoss:
                              "x0, x0-harmonic or x0-fill")
         if cfg.colour_weight < 0:
             raise ValueError(f"--colour-weight must be >= 0, got {cfg.colour_weight}")
-        if stage == "texture" and cfg.structure_source == "network" and structure_net is None:
+        if cfg.structure_source == "network" and stage not in STRUCTURE_GUIDED_STAGES:
+            raise ValueError(f"--structure-source network applies to the {' and '.join(STRUCTURE_GUIDED_STAGES)} "
+                             f"stages (they are fed a structure); the {stage} stage is not")
+        if cfg.structure_source == "network" and structure_net is None:
             raise ValueError("structure_source='network' needs the trained structure network "
                              "(--structure-checkpoint weights/<preset>)")
         self.stage, self.sde, self.cfg, self.structure_net = stage, sde, cfg, structure_net
@@ -357,7 +365,7 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
     train_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
 
     structure_net = None
-    if cfg.stage == "texture" and cfg.structure_source == "network":
+    if cfg.stage in STRUCTURE_GUIDED_STAGES and cfg.structure_source == "network":
         if not cfg.structure_checkpoint:
             raise ValueError("--structure-source network needs --structure-checkpoint")
         structure_net, _ = load_network(cfg.structure_checkpoint, "structure", device,

@@ -143,3 +143,21 @@ def test_table_layouts():
     t2 = table2_markdown(res).splitlines()
     # the paper's letters (Sec. 3.4): C = no resampling; B (no discriminator) did not run
     assert [line.split("|")[1].strip() for line in t2[2:]] == ["A", "C", "D"]
+
+
+def test_table2_letters_agree_in_the_legend_and_the_method_descriptions():
+    """B = resampling without the discriminator, C = no resampling (the paper's Sec. 3.4), in
+    ``TABLE2_CASES``, the ``table2.md`` legend and the sampler's method descriptions."""
+    import re
+
+    from strdiff_edu.evaluate import METHODS, TABLE2_CASES, TABLE2_LEGEND
+
+    legend = dict(re.findall(r"([ABCD]): ([^;]+?)(?:;|\.$)", TABLE2_LEGEND))
+    assert set(legend) == set("ABCD")
+    assert "no resampling" in legend["C"] and "discriminator" not in legend["C"]
+    assert "no discriminator" in legend["B"] and "always accepted" in legend["B"]
+    assert "RePaint" in legend["A"] and "adaptive" in legend["D"]
+    for case, method in TABLE2_CASES.items():
+        found = re.findall(r"case ([ABCD])", METHODS[method])
+        assert found in ([], [case]), (method, METHODS[method])
+    assert TABLE2_CASES["B"] == "strdiff-always" and TABLE2_CASES["C"] == "strdiff"

@@ -109,6 +109,21 @@ def test_structure_network_source_needs_a_checkpoint(tiny):
         StageLoss("structure", sde, TrainConfig(t_min=0))
 
 
+def test_discriminator_trains_on_network_structures(tmp_path, tiny):
+    """--stage discriminator --structure-source network loads the structure network (it used to
+    crash with a TypeError: the network was only loaded for the texture stage)."""
+    prof, sde = tiny
+    common = dict(preset="tiny", steps=2, batch_size=2, checkpoint_every=2, log_every=1, progress=False)
+    structure = train(TrainConfig(stage="structure", out=str(tmp_path / "structure"), **common))
+    summary = train(TrainConfig(stage="discriminator", out=str(tmp_path / "disc"), structure_source="network",
+                                structure_checkpoint=str(Path(structure["out"]) / "last.pt"), **common))
+    assert summary["steps"] == 2 and summary["final_loss"] > 0
+    with pytest.raises(ValueError, match="needs the trained structure network"):
+        StageLoss("discriminator", sde, TrainConfig(stage="discriminator", structure_source="network"))
+    with pytest.raises(ValueError, match="applies to the texture and discriminator stages"):
+        StageLoss("structure", sde, TrainConfig(structure_source="network"))
+
+
 def test_ddp_two_processes_on_cpu(tmp_path):
     """torchrun with the gloo backend: two ranks train and end with identical weights."""
     env = dict(os.environ, STRDIFF_PROFILE="tiny", OMP_NUM_THREADS="1")
