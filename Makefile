@@ -26,7 +26,10 @@ $(STAMP): pyproject.toml _theme/package-lock.json
 
 setup: $(STAMP)
 
+# The browser test of the book (tests/test_site.py) needs Chromium: scripts/ensure_chromium.sh
+# installs Debian's package when it is missing and it can (root, apt-get), else the test skips.
 test: setup
+	scripts/ensure_chromium.sh
 	STRDIFF_PROFILE=tiny $(PY) -m pytest
 
 # The inpainting demo on the embedded eval split with the shipped weights (<= 5 min on 2 CPU cores).

@@ -145,6 +145,43 @@ const pages = nav.filter((n) => n.kind === 'page');
 const slugs = new Set(pages.map((p) => p.slug));
 const fileOf = (slug) => (slug === indexSlug ? 'index.html' : `${slug}.html`);
 
+// Chapter numbers: the pages of "Part N — ..." are chapters N.1, N.2, ... (solutions pages
+// included). Equations, figures and tables carry them: equation (3.2.1) is the first equation
+// of chapter 3.2, so a reference from any page is unambiguous. Pages outside a numbered part
+// (preface, reference pages) have no chapter number.
+const ROMAN = { I: 1, V: 5, X: 10, L: 50, C: 100 };
+function romanToInt(r) {
+  let total = 0;
+  for (let i = 0; i < r.length; i += 1) {
+    const v = ROMAN[r[i]];
+    total += i + 1 < r.length && ROMAN[r[i + 1]] > v ? -v : v;
+  }
+  return total;
+}
+const chapterOf = new Map();
+{
+  let part = null;
+  let chapter = 0;
+  for (const n of nav) {
+    if (n.kind === 'part') {
+      const m = String(n.title).match(/^Part\s+([IVXLC]+)\b/);
+      part = m ? romanToInt(m[1]) : null;
+      chapter = 0;
+    } else if (n.level <= 1) {
+      part = null;
+    } else if (part !== null) {
+      chapter += 1;
+      chapterOf.set(n.slug, `${part}.${chapter}`);
+    }
+  }
+}
+const titleOf = new Map(nav.filter((n) => n.kind === 'page').map((n) => [n.slug, n.title]));
+// "3.2." for a page of chapter 3.2, "" elsewhere
+const numberPrefix = (slug) => (chapterOf.has(slug) ? `${chapterOf.get(slug)}.` : '');
+// the page a cross-reference points to: its `url` ("/sampler") when remote, else this page
+const slugOfUrl = (url) => String(url ?? '').replace(/^\/+|\/+$/g, '').split('#')[0];
+const NUMBERED_KINDS = new Set(['equation', 'subequation', 'figure', 'table', 'code']);
+
 // KaTeX macros: project-wide `math` (myst.yml) merged with page frontmatter.
 function macrosFrom(math) {
   const out = {};
@@ -220,7 +257,20 @@ class PageRenderer {
 
   // ---- generic
   all(node, ctx = {}) {
-    return (node.children ?? []).map((c) => this.node(c, { ...ctx, parent: node })).join('');
+    // `inParens`: the child stands inside a parenthesis opened by the text before it (an
+    // equation reference there drops its own parentheses: "(see 3.2.1)", never "((3.2.1))").
+    let depth = 0;
+    const out = [];
+    for (const c of node.children ?? []) {
+      out.push(this.node(c, { ...ctx, parent: node, inParens: ctx.inParens || depth > 0 }));
+      if (c.type === 'text') {
+        for (const ch of c.value ?? '') {
+          if (ch === '(') depth += 1;
+          else if (ch === ')') depth = Math.max(0, depth - 1);
+        }
+      }
+    }
+    return out.join('');
   }
 
   uniqueId(base) {
@@ -318,14 +368,14 @@ class PageRenderer {
       case 'legend':
         return `<div class="legend">${this.all(n, ctx)}</div>`;
       case 'captionNumber':
-        return `<span class="caption-number">${this.all(n, ctx)}</span> `;
+        return `<span class="caption-number">${this.numberedText(n, this.entry.slug, false) ?? this.all(n, ctx)}</span> `;
       case 'table':
         return `<div class="table-wrapper"><table${attrs({ id, class: n.class })}>${this.table(n, ctx)}</table></div>`;
       case 'tableRow':
         return `<tr>${this.all(n, ctx)}</tr>`;
       case 'tableCell': {
         const tag = n.header ? 'th' : 'td';
-        return `<${tag}${attrs({ colspan: n.colspan, rowspan: n.rowspan, style: n.align ? `text-align:${n.align}` : undefined })}>${this.all(n, { ...ctx, tight: true })}</${tag}>`;
+        return `<${tag}${attrs({ colspan: n.colspan, rowspan: n.rowspan, style: n.align ? `text-align:${n.align}` : undefined })}>${this.all(n, { ...ctx, tight: true })}${this.referencedPages(n)}</${tag}>`;
       }
       case 'math':
         return this.displayMath(n);
@@ -407,7 +457,11 @@ class PageRenderer {
     const base = n.html_id || n.identifier || slugify(toText(n));
     const id = this.uniqueId(base);
     const depth = Math.min(Math.max(n.depth ?? 2, 1), 6);
-    const number = n.enumerated !== false && n.enumerator ? `<span class="heading-number">${esc(n.enumerator)}</span> ` : '';
+    let number = n.enumerated !== false && n.enumerator ? `<span class="heading-number">${esc(n.enumerator)}</span> ` : '';
+    if (depth === 1 && !number && !this.titleNumbered && chapterOf.has(this.entry.slug)) {
+      this.titleNumbered = true;
+      number = `<span class="chapter-number">${esc(chapterOf.get(this.entry.slug))}</span> `;
+    }
     const inner = this.all(n, ctx);
     if (depth >= 2 && depth <= 3) this.toc.push({ id, depth, html: number + inner });
     return `<h${depth} id="${esc(id)}">${number}${inner}<a class="anchor" href="#${esc(id)}" aria-label="Link to this section">#</a></h${depth}>`;
@@ -428,14 +482,55 @@ class PageRenderer {
   }
 
   crossReference(n, ctx) {
-    const inner = this.all(n, ctx) || esc(n.identifier ?? n.label ?? '?');
+    const targetSlug = n.remote && n.url ? slugOfUrl(n.url) : this.entry.slug;
+    const numbered = this.numberedText(n, targetSlug, !!ctx.inParens);
+    const inner = numbered ?? (this.all(n, ctx) || esc(n.identifier ?? n.label ?? '?'));
     const target = n.html_id || n.identifier;
     if (n.resolved === false || !target) {
       warn(`${this.where(n)} unresolved cross-reference '${n.identifier ?? n.label}'`);
       return `<span class="xref unresolved">${inner}</span>`;
     }
     const href = n.remote && n.url ? this.resolveUrl(`${n.url}#${target}`, n) : `#${target}`;
-    return `<a class="xref ${esc(n.kind ?? '')}" href="${esc(href)}">${inner}</a>`;
+    const title = n.remote && titleOf.has(targetSlug) ? `${chapterOf.has(targetSlug) ? `${chapterOf.get(targetSlug)} ` : ''}${titleOf.get(targetSlug)}` : undefined;
+    return `<a${attrs({ class: `xref ${n.kind ?? ''}`, href, title })}>${inner}</a>`;
+  }
+
+  // The text of a reference to (or caption number of) a numbered equation, figure or table,
+  // with the chapter number of the page that holds it: "(3.2.1)", "Figure 5.1.2". Inside a
+  // parenthesis an equation reference drops its own: "(3.2.1)" rather than "((3.2.1))".
+  // Undefined when the node is not such a number (its children are rendered as they are).
+  numberedText(n, slug, inParens) {
+    if (!NUMBERED_KINDS.has(n.kind) || !n.enumerator) return undefined;
+    const children = n.children ?? [];
+    if (!children.every((c) => c.type === 'text')) return undefined;
+    const text = children.map((c) => c.value).join('');
+    const template = n.template ?? '';
+    // only the generated text ("(%s)", "Figure %s:"); text the author wrote stays as written
+    if (!template.includes('%s') || text !== template.replace(/%s/g, n.enumerator)) return undefined;
+    const full = numberPrefix(slug) + n.enumerator;
+    if (inParens && template === '(%s)') return esc(full);
+    return esc(template.replace(/%s/g, full));
+  }
+
+  // Pages of the equations a table cell references ("in ch. 1.2", a link titled with the page),
+  // so that a table such as the equation map names the page of each equation it lists.
+  referencedPages(cell) {
+    const found = [];
+    const walk = (node) => {
+      if (node?.type === 'crossReference' && ['equation', 'subequation'].includes(node.kind) && node.resolved !== false) {
+        const slug = node.remote && node.url ? slugOfUrl(node.url) : this.entry.slug;
+        if (slug !== this.entry.slug && !found.includes(slug)) found.push(slug);
+      }
+      for (const c of node?.children ?? []) walk(c);
+    };
+    walk(cell);
+    if (!found.length) return '';
+    const links = found.map((slug) => {
+      const title = titleOf.get(slug) ?? slug;
+      const text = chapterOf.has(slug) ? `ch.\u00a0${chapterOf.get(slug)}` : title;
+      return `<a${attrs({ class: 'page-ref', href: this.root + fileOf(slug), title })}>${esc(text)}</a>`;
+    });
+    return `<span class="referenced-pages">in ${links.join(', ')}</span>`;
   }
 
   image(n) {
@@ -487,9 +582,8 @@ class PageRenderer {
     // mystmd numbers the whole block; stop KaTeX numbering align/gather/equation
     // rows a second time.
     const value = String(n.value ?? '').replace(/\\(begin|end)\{(align|alignat|gather|equation)\}/g, '\\$1{$2*}');
-    const num = numbered
-      ? `<span class="eq-number">${id ? `<a href="#${esc(id)}">(${esc(n.enumerator)})</a>` : `(${esc(n.enumerator)})`}</span>`
-      : '';
+    const label = numbered ? `(${esc(numberPrefix(this.entry.slug) + n.enumerator)})` : '';
+    const num = numbered ? `<span class="eq-number">${id ? `<a href="#${esc(id)}">${label}</a>` : label}</span>` : '';
     return `<div${attrs({ class: 'math-display', id })}><div class="math-body">${this.tex(value, true, n)}</div>${num}</div>`;
   }
 
@@ -630,14 +724,18 @@ class PageRenderer {
     let m;
     if ((m = s.match(/^\$\$([\s\S]*)\$\$$/)) || (m = s.match(/^\\\[([\s\S]*)\\\]$/)) || (m = s.match(/^\$([\s\S]*)\$$/))) s = m[1];
     s = s.replace(/^\\displaystyle\s*/, '');
+    // Typeset in display style but inline mode, so that a long expression (a raw SymPy result)
+    // wraps at its top-level relations and operators instead of running off the column.
     try {
-      return katex.renderToString(s, { displayMode: true, macros: this.macros, throwOnError: true, strict: 'ignore' });
+      return `<div class="latex-wrap">${katex.renderToString(`\\displaystyle ${s}`, { displayMode: false, macros: this.macros, throwOnError: true, strict: 'ignore' })}</div>`;
     } catch {
       return undefined; // caller falls back to the next representation
     }
   }
 
-  // Tiny Markdown subset for text/markdown outputs (IPython.display.Markdown).
+  // Small Markdown subset for text/markdown outputs (IPython.display.Markdown): paragraphs,
+  // headings, bullet lists, pipe tables (GFM: a header row, a |---|:---:| row, body rows),
+  // inline code, math, emphasis, links and <br>.
   markdownOutput(src) {
     const inline = (t) => {
       const stash = [];
@@ -646,14 +744,49 @@ class PageRenderer {
       t = t.replace(/\$\$([^$]+)\$\$/g, (_, m) => keep(this.tex(m, true, null)));
       t = t.replace(/\$([^$\n]+)\$/g, (_, m) => keep(this.tex(m, false, null)));
       t = esc(t)
+        .replace(/&lt;br\s*\/?&gt;/gi, '<br>')
         .replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>')
         .replace(/\*([^*]+)\*/g, '<em>$1</em>')
         .replace(/\[([^\]]+)\]\(([^)\s]+)\)/g, '<a href="$2">$1</a>');
       return t.replace(/\u0000(\d+)\u0000/g, (_, i) => stash[Number(i)]);
     };
-    return src
-      .split(/\n{2,}/)
+    // a pipe-table row as its cells (a backslash-escaped \| stays in the cell)
+    const cells = (line) =>
+      line
+        .trim()
+        .replace(/^\|/, '')
+        .replace(/(?<!\\)\|$/, '')
+        .split(/(?<!\\)\|/)
+        .map((c) => c.trim().replace(/\\\|/g, '|'));
+    const isRule = (line) => /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/.test(line);
+    const table = (lines) => {
+      const align = cells(lines[1]).map((c) => (/^:-+:$/.test(c) ? 'center' : /-:$/.test(c) ? 'right' : /^:-/.test(c) ? 'left' : undefined));
+      const row = (line, tag) =>
+        `<tr>${cells(line).map((c, i) => `<${tag}${attrs({ style: align[i] ? `text-align:${align[i]}` : undefined })}>${inline(c)}</${tag}>`).join('')}</tr>`;
+      const body = lines.slice(2).filter((l) => l.trim()).map((l) => row(l, 'td')).join('');
+      return `<div class="table-wrapper"><table><thead>${row(lines[0], 'th')}</thead><tbody>${body}</tbody></table></div>`;
+    };
+    // split into blocks at blank lines, and around tables (a table needs no blank line before it)
+    const blocks = [];
+    for (const para of src.replace(/\r\n/g, '\n').split(/\n{2,}/)) {
+      const lines = para.split('\n');
+      let start = 0;
+      for (let i = 0; i + 1 < lines.length; i += 1) {
+        if (lines[i].includes('|') && isRule(lines[i + 1]) && cells(lines[i]).length === cells(lines[i + 1]).length) {
+          if (i > start) blocks.push(lines.slice(start, i).join('\n'));
+          let end = i + 2;
+          while (end < lines.length && lines[end].includes('|')) end += 1;
+          blocks.push({ table: lines.slice(i, end) });
+          start = end;
+          i = end - 1;
+        }
+      }
+      if (start < lines.length) blocks.push(lines.slice(start).join('\n'));
+    }
+    return blocks
       .map((para) => {
+        if (para.table) return table(para.table);
+        if (!para.trim()) return '';
         const h = para.match(/^(#{1,6})\s+(.*)$/);
         if (h) return `<p class="md-heading"><strong>${inline(h[2])}</strong></p>`;
         if (/^\s*[-*]\s+/.test(para)) {
@@ -805,11 +938,13 @@ class PageRenderer {
   // ---- the page
   render() {
     const fm = this.data.frontmatter ?? {};
+    this.titleNumbered = !fm.content_includes_title; // the chapter number goes on the first h1
     const body = this.node(this.data.mdast);
     const refs = this.bibliographyRendered ? '' : this.referencesHtml(true);
     const notes = this.footnotesHtml();
     const title = fm.title ?? this.entry.title;
-    const titleHtml = fm.content_includes_title ? '' : `<h1 class="page-title">${esc(title)}</h1>`;
+    const chapterNumber = chapterOf.has(this.entry.slug) ? `<span class="chapter-number">${esc(chapterOf.get(this.entry.slug))}</span> ` : '';
+    const titleHtml = fm.content_includes_title ? '' : `<h1 class="page-title">${chapterNumber}${esc(title)}</h1>`;
     const subtitle = fm.subtitle ? `<p class="subtitle">${esc(fm.subtitle)}</p>` : '';
     const kindBadge = this.data.kind === 'Notebook' ? '<span class="badge">Notebook</span>' : '';
     return { title, html: `${kindBadge}${titleHtml}${subtitle}${body}${refs}${notes}` };
@@ -838,11 +973,18 @@ function sidebar(current, root) {
       const lvl = Math.min(Math.max(n.level ?? 1, 1), 6);
       if (n.kind === 'part') return `<li class="nav-part level-${lvl}">${esc(n.title)}</li>`;
       const isCur = n.slug === current;
-      return `<li class="nav-page level-${lvl}${isCur ? ' current' : ''}"><a href="${esc(root + fileOf(n.slug))}"${isCur ? ' aria-current="page"' : ''}>${esc(n.title)}</a></li>`;
+      const number = chapterOf.has(n.slug) ? `<span class="nav-number">${esc(chapterOf.get(n.slug))}</span> ` : '';
+      return `<li class="nav-page level-${lvl}${isCur ? ' current' : ''}"><a href="${esc(root + fileOf(n.slug))}"${isCur ? ' aria-current="page"' : ''}>${number}${esc(n.title)}</a></li>`;
     })
     .join('');
+  // At phone width the contents collapse behind the "Contents" button (a checkbox and its
+  // label: no script needed); on wider screens the button is hidden and the list shown.
   return `<nav class="sidebar" aria-label="Book contents">
+<div class="sidebar-top">
 <a class="site-title" href="${esc(root)}index.html"${brand !== siteTitle ? ` title="${esc(siteTitle)}"` : ''}>${esc(brand)}</a>
+<label class="nav-button" for="nav-toggle">Contents</label>
+</div>
+<input type="checkbox" id="nav-toggle" class="nav-toggle" aria-label="Show the table of contents">
 <form class="search" role="search" data-root="${esc(root)}" hidden onsubmit="return false">
 <input type="search" id="search-input" placeholder="Search the book" aria-label="Search the book" autocomplete="off">
 <ol id="search-results" class="search-results" aria-live="polite"></ol>

@@ -3,7 +3,7 @@
 # project's own static-HTML renderer in _theme/ (the official book-theme is
 # downloaded at build time and cannot be used offline).
 #
-# Usage: scripts/build_book.sh [--execute|--check]
+# Usage: scripts/build_book.sh [--execute|--check|--render]
 #
 #   --execute  (default, used by `make book`) run every notebook page on a
 #              Jupyter server owned by this script, render _build/html/ and
@@ -15,10 +15,16 @@
 #              or warning. _build/html is left alone (set BOOK_CHECK_HTML=DIR
 #              to keep the rendered pages in DIR; tests/test_site.py does).
 #              Log: _build/book-check.log
+#   --render   (for work on the theme) re-render _build/html from the site
+#              content of the last build (_build/site) with _theme/render.mjs,
+#              in seconds; nothing is executed or parsed again.
 #
 # Environment:
 #   STRDIFF_PROFILE  passed to the notebook kernels (default here: tiny)
 #   VENV             virtual environment to use (default: <repo>/.venv)
+#   BOOK_EXECUTE_CACHE=1  (--execute) keep mystmd's execution cache, so that only the
+#                    notebooks changed since the last build run again (for work on a few
+#                    chapters; the cache ignores STRDIFF_PROFILE, so keep it the same)
 #
 # Why a private Jupyter server: mystmd spawns `python -m jupyter_server`
 # itself, which (a) refuses to run as root unless allow_root is configured,
@@ -34,6 +40,7 @@ MODE=execute
 case "${1:-}" in
   ""|--execute) MODE=execute ;;
   --check) MODE=check ;;
+  --render) MODE=render ;;
   -h|--help) usage; exit 0 ;;
   *) echo "build_book.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
 esac
@@ -68,6 +75,20 @@ check_log() {
     return 1
   fi
 }
+
+if [ "$MODE" = render ]; then
+  [ -f _build/site/config.json ] || {
+    echo "build_book.sh: no _build/site/config.json: build the book first (make book)" >&2; exit 1; }
+  LOG=_build/book-render.log
+  set +e
+  BUILD_DIRECTORY="$ROOT/_build/html" RENDER_SITE_DIR="$ROOT/_build/site" node _theme/render.mjs 2>&1 | tee "$LOG"
+  rc=${PIPESTATUS[0]}
+  set -e
+  check_log "$LOG" || exit 1
+  [ "$rc" -eq 0 ] || exit "$rc"
+  echo "build_book.sh: re-rendered $ROOT/_build/html/index.html"
+  exit 0
+fi
 
 if [ "$MODE" = check ]; then
   LOG=_build/book-check.log
@@ -182,8 +203,10 @@ if [ "$ready" -ne 1 ]; then
 fi
 
 # The execution cache ignores environment variables (STRDIFF_PROFILE), so
-# always execute from scratch.
-jupyter-book clean --execute --html -y >/dev/null
+# execute from scratch unless asked to keep it.
+if [ -z "${BOOK_EXECUTE_CACHE:-}" ]; then
+  jupyter-book clean --execute --html -y >/dev/null
+fi
 
 set +e
 JUPYTER_BASE_URL="http://127.0.0.1:$PORT" JUPYTER_TOKEN="$TOKEN" \

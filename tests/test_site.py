@@ -1,9 +1,13 @@
 """The rendered book, driven in a headless browser: every page loads, its math is typeset,
-its links and images work, and the search box finds pages.
+its links and images work, the search box finds pages, equation and figure numbers carry their
+chapter, Markdown and HTML table outputs render as tables, and the layout holds at desktop
+(1280 px) and phone (420 px) width. Screenshots of a few pages at both widths are saved under
+``_build/screens/`` (``STRDIFF_SCREENS`` to put them elsewhere) for a person to look at.
 
 The browser is the system's Chromium (Debian package ``chromium``), driven over the Chrome
 DevTools protocol through a pipe (``--remote-debugging-pipe``), so nothing beyond the standard
-library is needed. The test skips when no Chromium is installed.
+library is needed. The test skips when no Chromium is installed (``make test`` installs
+Debian's package first when it can: scripts/ensure_chromium.sh).
 
 Which HTML is checked: ``_build/html`` when it exists and is newer than every page source,
 ``myst.yml`` and the renderer (that is the executed book of ``make book``, with notebook
@@ -184,8 +188,36 @@ PAGE_REPORT = r"""
     const cap = f.querySelector(':scope > figcaption .caption-number');
     if (cap) figures[f.id] = { caption: cap.textContent.trim(), images: f.querySelectorAll('img').length };
   });
+  // references in doubled parentheses, "((3.2.1))": the prose, and each equation link itself
+  const doubled = [];
+  const m = text.match(/\(\(\s*\d+(\.\d+)*[a-z]?\s*\)\)/g);
+  if (m) doubled.push(...m);
+  document.querySelectorAll('a.xref.equation').forEach((a) => {
+    const prev = a.previousSibling ? a.previousSibling.textContent : '';
+    const next = a.nextSibling ? a.nextSibling.textContent : '';
+    if (/\(\s*$/.test(prev) && a.textContent.trim().startsWith('(')) doubled.push(prev.slice(-20) + a.textContent + next.slice(0, 5));
+  });
+  // Markdown / HTML outputs: text that still looks like a pipe table once the tables are removed
+  const rawTables = [];
+  let outputTables = 0;
+  document.querySelectorAll('.output-markdown, .output-html').forEach((o) => {
+    outputTables += o.querySelectorAll('table').length;
+    const c = o.cloneNode(true);
+    c.querySelectorAll('table').forEach((t) => t.remove());
+    const rows = (c.textContent.match(/^\s*\|.*\|\s*$/gm) || []);
+    if (rows.length >= 2) rawTables.push(rows.slice(0, 2).join(' / ').slice(0, 120));
+  });
+  // a Markdown table printed as plain text (print() instead of display(Markdown(...)))
+  document.querySelectorAll('pre.output').forEach((o) => {
+    if (/^\s*\|?\s*:?-{3,}:?\s*\|\s*:?-{3,}/m.test(o.textContent)) rawTables.push('printed: ' + o.textContent.slice(0, 80));
+  });
+  const chapterEl = document.querySelector('h1 .chapter-number');
   return {
     title: document.title,
+    chapter: chapterEl ? chapterEl.textContent.trim() : null,
+    doubled,
+    rawTables,
+    outputTables,
     h1: (document.querySelector('h1') || {}).textContent || '',
     ids: [...document.querySelectorAll('[id]')].map((e) => e.id),
     links: [...document.querySelectorAll('a[href]')].map((a) => ({
@@ -317,10 +349,36 @@ def test_equation_references_show_the_equation_number(reports, site_dir):
             url = urlparse(link["href"])
             page = Path(unquote(url.path)).name
             shown = numbers.get(page, {}).get(unquote(url.fragment))
+            if not re.match(r"\(?\d", link["text"]):
+                continue  # text the author wrote ("Eq. 5's weights"), not a generated number
             checked += 1
             if shown is None or link["text"] not in (shown, shown.strip("()")):
                 wrong.append(f"{name}: link {link['text']!r} to {page}#{url.fragment} numbered {shown!r}")
     assert checked > 20 and not wrong, "\n".join(wrong)
+
+
+def test_equation_numbers_carry_their_chapter(reports):
+    """Equation (3.2.1) is the first equation of chapter 3.2: every numbered equation of a
+    chapter page starts with the chapter number shown in the page title."""
+    chapters = {name: r["chapter"] for name, r in reports.items() if r["chapter"]}
+    assert len(chapters) >= 20, f"hardly any numbered chapters: {chapters}"
+    assert chapters.get("brownian-motion.html") == "1.1" and chapters.get("sampler.html") == "5.1", chapters
+    wrong = [f"{name}#{eq}: {shown!r}" for name, r in reports.items() if r["chapter"]
+             for eq, shown in r["eqNumber"].items()
+             if not re.fullmatch(rf"\({re.escape(r['chapter'])}\.\d+[a-z]?\)", shown)]
+    assert not wrong, "equation numbers without their chapter:\n" + "\n".join(wrong)
+
+
+def test_no_doubled_parentheses_around_references(reports):
+    bad = [f"{name}: {d!r}" for name, r in reports.items() for d in r["doubled"]]
+    assert not bad, "references in doubled parentheses:\n" + "\n".join(bad)
+
+
+def test_markdown_and_html_tables_render_as_tables(reports):
+    bad = [f"{name}: {t}" for name, r in reports.items() for t in r["rawTables"]]
+    assert not bad, "table outputs shown as raw text:\n" + "\n".join(bad)
+    if any(r["cellImages"] for r in reports.values()):  # executed book: notebooks display tables
+        assert sum(r["outputTables"] for r in reports.values()) >= 1, "no notebook output table rendered"
 
 
 def test_figures_are_numbered_and_references_show_their_number(reports):
@@ -329,8 +387,11 @@ def test_figures_are_numbered_and_references_show_their_number(reports):
     assert len(captions) >= 10, f"hardly any numbered figures: {captions}"
     number = {}
     for name, fid, caption in captions:
-        m = re.fullmatch(r"Figure\s(\d+):", caption)
+        m = re.fullmatch(r"Figure\s(\d+(?:\.\d+)*):", caption)
         assert m, f"{name}#{fid}: caption number {caption!r} is not 'Figure N:'"
+        chapter = reports[name]["chapter"]
+        assert not chapter or m.group(1).startswith(chapter + "."), (
+            f"{name}#{fid}: caption {caption!r} does not carry its chapter {chapter}")
         number[(name, fid)] = m.group(1)
     # executed book (plots present): every figure shows its plot
     if any(r["cellImages"] for r in reports.values()):
@@ -372,3 +433,141 @@ def test_search_finds_pages(reports):
     assert any(h.startswith("semantic-discrepancy.html") for h in results["semantic discrepancy"]), results
     assert any(h.startswith("architecture.html") for h in results["SPADE"]), results
     assert results["zzqqxx"] == []
+
+
+# ------------------------------------------------------------------ layout and screenshots
+# Pages looked at in both widths: a chapter with wide tables and long code, one with displayed
+# SymPy output, one with a diagram, and the equation map (the widest table).
+SCREEN_PAGES = ("index.html", "sampler.html", "structure-guided-state.html", "architecture.html",
+                "results-and-ablations.html", "equation-map.html")
+WIDTHS = {"desktop": (1280, 900), "phone": (420, 860)}
+
+LAYOUT_REPORT = r"""
+(() => {
+  const vis = (e) => !!e && getComputedStyle(e).display !== 'none' && e.getClientRects().length > 0;
+  // an 88-column line in the page's code style: does it fit the code column unwrapped?
+  let fits88 = null;
+  const pre = document.querySelector('.cell-input pre.code');
+  if (pre) {
+    const probe = document.createElement('span');
+    probe.style.whiteSpace = 'pre';
+    probe.textContent = 'x'.repeat(88);
+    pre.querySelector('code').appendChild(probe);
+    const cs = getComputedStyle(pre);
+    const inner = pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    fits88 = probe.getBoundingClientRect().width <= inner + 0.5;
+    probe.remove();
+  }
+  const overflowingCode = [...document.querySelectorAll('pre.code')]
+    .filter((p) => p.scrollWidth > p.clientWidth + 1).length;
+  // wide tables scroll inside their own box, never the page
+  const tablesOutsideScroller = [...document.querySelectorAll('article table')].filter((t) => {
+    for (let e = t.parentElement; e && e.tagName !== 'ARTICLE'; e = e.parentElement) {
+      const o = getComputedStyle(e).overflowX;
+      if (o === 'auto' || o === 'scroll') return false;
+    }
+    return t.getBoundingClientRect().width > document.querySelector('article').clientWidth + 1;
+  }).length;
+  return {
+    pageWidth: document.documentElement.scrollWidth,
+    viewport: window.innerWidth,
+    navListVisible: vis(document.querySelector('.nav-list')),
+    navButtonVisible: vis(document.querySelector('.nav-button')),
+    fits88,
+    overflowingCode,
+    tablesOutsideScroller,
+  };
+})()
+"""
+
+
+def _screens_dir() -> Path:
+    out = Path(os.environ.get("STRDIFF_SCREENS", ROOT / "_build" / "screens"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def layouts(site_dir):
+    import base64
+
+    exe = _find_browser()
+    if exe is None:
+        pytest.skip("no Chromium found (install the Debian package `chromium`, or set STRDIFF_CHROMIUM)")
+    screens = _screens_dir()
+    browser = Chromium(exe)
+    out = {}
+    try:
+        for width_name, (w, h) in WIDTHS.items():
+            for name in SCREEN_PAGES:
+                page = site_dir / name
+                if not page.exists():
+                    continue
+                session = browser.open("about:blank")
+                browser.send("Emulation.setDeviceMetricsOverride",
+                             {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": width_name == "phone"},
+                             session=session)
+                browser.send("Page.navigate", {"url": page.as_uri()}, session=session)
+                browser.wait_event("Page.loadEventFired", session)
+                browser.evaluate(session, "Promise.all([...document.images].map((i) => "
+                                          "{ i.loading = 'eager'; return i.decode().catch(() => null); }))")
+                report = browser.evaluate(session, LAYOUT_REPORT)
+                stem = f"{Path(name).stem}-{w}"
+
+                def shot(suffix):
+                    data = browser.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
+                    (screens / f"{stem}{suffix}.png").write_bytes(base64.b64decode(data))
+
+                shot("")
+                # a second view further down: the first table, wide figure or displayed output
+                if browser.evaluate(session, "(() => { const e = document.querySelector("
+                                             "'article .table-wrapper, article figure, article .output-latex'); "
+                                             "if (!e) return false; e.scrollIntoView({block: 'start'}); "
+                                             "return true; })()"):
+                    time.sleep(0.2)
+                    shot("-detail")
+                if width_name == "phone":
+                    # the contents button opens the table of contents
+                    browser.evaluate(session, "window.scrollTo(0, 0); document.querySelector('.nav-button').click()")
+                    time.sleep(0.2)
+                    report["navListAfterClick"] = browser.evaluate(
+                        session, "getComputedStyle(document.querySelector('.nav-list')).display !== 'none'")
+                    if name == "index.html":
+                        shot("-contents")
+                report["problems"] = browser.problems(session)
+                browser.close_tab(session)
+                out[(width_name, name)] = report
+    finally:
+        browser.close()
+    return out
+
+
+def test_layout_at_desktop_width(layouts):
+    for (width, name), r in layouts.items():
+        if width != "desktop":
+            continue
+        assert r["navListVisible"] and not r["navButtonVisible"], f"{name}: contents not shown in the sidebar"
+        assert r["pageWidth"] <= r["viewport"], f"{name}: the page scrolls sideways ({r['pageWidth']} px)"
+        assert r["fits88"] in (None, True), f"{name}: an 88-column code line does not fit the code column"
+        assert r["overflowingCode"] == 0, f"{name}: {r['overflowingCode']} code blocks scroll sideways"
+        assert r["tablesOutsideScroller"] == 0, f"{name}: a wide table is not in a scrolling box"
+        assert not r["problems"], f"{name}: {r['problems']}"
+
+
+def test_layout_at_phone_width(layouts):
+    assert any(w == "phone" for w, _ in layouts)
+    for (width, name), r in layouts.items():
+        if width != "phone":
+            continue
+        assert r["navButtonVisible"] and not r["navListVisible"], (
+            f"{name}: at 420 px the contents should collapse behind the Contents button")
+        assert r["navListAfterClick"], f"{name}: the Contents button does not open the contents"
+        assert r["pageWidth"] <= r["viewport"] + 1, f"{name}: the page scrolls sideways ({r['pageWidth']} px)"
+        assert r["overflowingCode"] == 0, f"{name}: {r['overflowingCode']} code blocks scroll sideways"
+        assert r["tablesOutsideScroller"] == 0, f"{name}: a wide table is not in a scrolling box"
+
+
+def test_screenshots_are_saved(layouts):
+    screens = _screens_dir()
+    for width in (1280, 420):
+        assert list(screens.glob(f"*-{width}.png")), f"no screenshots at {width} px in {screens}"
