@@ -1,6 +1,6 @@
 # strdiff_edu — one-command setup, tests, demo and book. Works on a fresh machine with
 # Python 3.11, pip and Node 20; everything installs into .venv/ (created once, then reused).
-.PHONY: help setup test demo book book-check weights ablations bench gpu-wheels clean
+.PHONY: help setup test test-fast test-slow test-notebooks demo book book-check weights ablations bench gpu-wheels clean
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
@@ -31,6 +31,17 @@ setup: $(STAMP)
 test: setup
 	scripts/ensure_chromium.sh
 	STRDIFF_PROFILE=tiny $(PY) -m pytest
+
+# The tiers of `make test` (markers in conftest.py).
+test-fast: setup
+	STRDIFF_PROFILE=tiny $(PY) -m pytest -m "not slow and not notebook"
+
+test-slow: setup
+	scripts/ensure_chromium.sh
+	STRDIFF_PROFILE=tiny $(PY) -m pytest -m slow
+
+test-notebooks: setup
+	STRDIFF_PROFILE=tiny $(PY) -m pytest -m notebook book
 
 # The inpainting demo on the embedded eval split with the shipped weights (<= 5 min on 2 CPU cores).
 demo: setup

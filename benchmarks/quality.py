@@ -128,6 +128,22 @@ def cmd_select(args) -> dict:
                 per_bin[bin_name(b)] = score(out.clamp(0, 1), images, known)
             rows[str(w)] = {"bins": per_bin, "mean": summarize(per_bin)}
         res["anchor_weights"] = {"crops_per_scene": args.crops_per_scene, "rows": rows}
+    if args.texture_snapshots:    # the default method with the texture network of other checkpoints
+        from strdiff_edu.sampling import DEFAULT_METHOD, DEFAULT_NOISE_SCALE, DEFAULT_REIMPOSE
+
+        opts = {"reimpose": DEFAULT_REIMPOSE, "noise_scale": DEFAULT_NOISE_SCALE}
+        nets, configs = load_networks(args.weights, needed_networks([DEFAULT_METHOD]), sde)
+        for path in map(Path, args.texture_snapshots.split(",")):
+            nets["texture"], _ = load_network(path, "texture", expect={"sde": sde.config()})
+            steps = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+            name = f"{path.parent.name}@{steps}"
+            print(f"validation: {name}", flush=True)
+            res["methods"][name] = {"method": DEFAULT_METHOD, "options": opts, "checkpoint": str(path),
+                                    **run_sampler(make_method(DEFAULT_METHOD, nets, sde, configs, **opts),
+                                                  images, masks, args.seed)}
+    if "biharmonic" in res["methods"]:   # the hole-colour target's statistic, per method
+        for name, row in res["methods"].items():
+            row["hole_colour_share_no_worse"] = share_no_worse(row, res["methods"]["biharmonic"])
     if "ablation" in parts and args.runs:
         for pred, rel in ABLATION_RUNS.items():
             path = Path(args.runs) / rel.format(step=args.ablation_step)
@@ -172,15 +188,20 @@ def targets(res: dict, default: str) -> dict:
     if default not in res["methods"] or "biharmonic" not in res["methods"]:
         return {}
     ours, bih = res["methods"][default], res["methods"]["biharmonic"]
-    c_ours = [v for r in ours["bins"].values() for v in r["hole_colour_error_all"]]
-    c_bih = [v for r in bih["bins"].values() for v in r["hole_colour_error_all"]]
-    share = float(np.mean([a <= b for a, b in zip(c_ours, c_bih)]))
+    share = share_no_worse(ours, bih)
     return {"method": default,
             "psnr": {"ours": ours["mean"]["psnr"], "biharmonic": bih["mean"]["psnr"],
                      "met": ours["mean"]["psnr"] >= bih["mean"]["psnr"]},
             "ssim": {"ours": ours["mean"]["ssim"], "biharmonic": bih["mean"]["ssim"],
                      "met": ours["mean"]["ssim"] >= bih["mean"]["ssim"]},
             "hole_colour": {"share_no_worse": share, "met": share >= 0.8}}
+
+
+def share_no_worse(row: dict, biharmonic: dict) -> float:
+    """Share of the images whose hole mean-colour error is at most biharmonic's."""
+    ours = [v for r in row["bins"].values() for v in r["hole_colour_error_all"]]
+    bih = [v for r in biharmonic["bins"].values() for v in r["hole_colour_error_all"]]
+    return float(np.mean([a <= b for a, b in zip(ours, bih)]))
 
 
 # ----------------------------------------------------------------------------- photo256
@@ -256,6 +277,8 @@ def main(argv=None) -> int:
             p.add_argument("--crops-per-scene", type=int, default=1)
             p.add_argument("--parts", default="baselines,variants,ablation,anchor-weights")
             p.add_argument("--variants", default=",".join(v[0] for v in VARIANTS))
+            p.add_argument("--texture-snapshots", default="",
+                           help="comma-separated texture checkpoints scored with the default method")
         else:
             p.add_argument("--methods", default="biharmonic,harmonic,fill,irsde,strdiff,strdiff-resample")
             p.add_argument("--reimpose", action=argparse.BooleanOptionalAction, default=None,
