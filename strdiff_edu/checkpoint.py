@@ -79,13 +79,19 @@ def load_checkpoint(path: Union[str, Path], map_location="cpu",
         raise CheckpointError(f"{path} is a folder; pass a file, or use load_network(folder, name)")
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):   # torch.save writes a zip archive; anything else is not ours
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated? not a torch "
+                              "file?); re-export it, or restore it from a copy")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        detail = str(exc).splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{path} contains pickled Python objects and was refused (weights_only loading). "
             "strdiff_edu checkpoints hold only tensors and plain values; re-save the state dict "
-            f"with strdiff_edu.checkpoint.save_checkpoint. Details: {str(exc).splitlines()[0]}") from None
+            f"with strdiff_edu.checkpoint.save_checkpoint. Details: {detail}") from None
     except Exception as exc:  # truncated or not a torch file at all
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated?): {exc}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -170,6 +176,89 @@ def verify_folder(folder: Union[str, Path]) -> Dict[str, Any]:
             raise CheckpointError(f"{path} is corrupt or was changed: sha256 {digest[:12]}… "
                                   f"but the manifest says {meta['sha256'][:12]}…")
     return manifest
+
+
+def _read_manifest(folder: Path) -> Optional[Dict[str, Any]]:
+    mf = folder / "manifest.json"
+    if not mf.is_file():
+        return None
+    try:
+        manifest = json.loads(mf.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{mf} is not valid JSON ({exc}); restore it, or re-export the weights "
+                              "(strdiff train --export DIR --force)") from None
+    if not isinstance(manifest, dict) or not all(isinstance(v, dict) for v in manifest.values()):
+        raise CheckpointError(f"{mf} is not a strdiff_edu manifest (a network -> entry mapping)")
+    return manifest
+
+
+def verify_network_file(folder: Union[str, Path], network: str) -> None:
+    """The network's file in a checkpoint folder matches the manifest's sha256 (when the folder
+    has a manifest listing it); a changed or replaced file is named."""
+    folder = Path(folder)
+    manifest = _read_manifest(folder)
+    if not manifest or network not in manifest:
+        return
+    meta = manifest[network]
+    path = folder / meta.get("file", NETWORK_FILES[network])
+    if not path.exists():
+        raise CheckpointError(f"{path} listed in {folder / 'manifest.json'} is missing")
+    if "sha256" in meta:
+        digest = sha256_of(path)
+        if digest != meta["sha256"]:
+            raise CheckpointError(f"{path} was changed after it was exported: sha256 {digest[:12]}… but "
+                                  f"{folder / 'manifest.json'} says {meta['sha256'][:12]}…; restore the file, "
+                                  "or re-export it (strdiff train --export DIR --force)")
+
+
+#: Configuration fields every network of one checkpoint folder must share: the sampler combines
+#: them, so a network trained for another image size, T, schedule or width set cannot join.
+FOLDER_FIELDS = (("preset",), ("image_size",), ("sde", "T"), ("sde", "schedule"), ("sde", "max_sigma"),
+                 ("sde", "eps"), ("structure", "pairing"), ("structure", "edge_source"))
+
+
+def _field(cfg: Mapping[str, Any], path) -> Any:
+    for key in path:
+        if not isinstance(cfg, Mapping) or key not in cfg:
+            return None
+        cfg = cfg[key]
+    return cfg
+
+
+def check_folder_agrees(folder: Union[str, Path], network: str, config: Mapping[str, Any]) -> None:
+    """Refuse a network whose config disagrees with the folder's other networks (as the manifest
+    records them) in preset (the widths), image size, T, schedule or structure pairing; the
+    message names both networks and the field."""
+    folder = Path(folder)
+    manifest = _read_manifest(folder) or {}
+    if network in manifest and manifest[network].get("config", {}).get("network", network) != network:
+        raise CheckpointError(f"{folder / 'manifest.json'} lists a {manifest[network]['config']['network']!r} "
+                              f"network under {network!r}; re-export the folder")
+    for other, meta in manifest.items():
+        if other == network or not (folder / meta.get("file", NETWORK_FILES.get(other, ""))).is_file():
+            continue
+        theirs = meta.get("config", {})
+        for path in FOLDER_FIELDS:
+            a, b = _field(config, path), _field(theirs, path)
+            if a is None or b is None:
+                continue
+            same = _close(a, b) if isinstance(a, float) or isinstance(b, float) else a == b
+            if not same:
+                name = ".".join(path)
+                raise CheckpointError(
+                    f"{folder} mixes networks made for different configurations: the {network} network has "
+                    f"{name} = {a!r} but the {other} network has {name} = {b!r}; use networks trained with "
+                    "one preset and SDE (re-export the odd one, or use another --checkpoint)")
+
+
+def check_finite(state: Mapping[str, Any], path: Union[str, Path], what: str = "model") -> None:
+    """Refuse a state dict holding NaN or infinite values (a diverged run), naming the tensor."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"{path}: the {what} weights hold {bad} non-finite value(s) (NaN or inf) in "
+                                  f"{key}; the run that wrote them diverged: retrain, or resume from an earlier "
+                                  "checkpoint")
 
 
 #: Where the shipped weights live in a source checkout: weights/<preset>/.

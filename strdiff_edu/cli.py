@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
+from .errors import Interrupted, UsageError, describe
 from .profiles import PRESETS, apply_overrides, as_dict, flat_fields, get_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,160 @@ def _add_profile_args(parser: argparse.ArgumentParser) -> None:
 
 def _profile_from_args(args):
     overrides = {name: getattr(args, name) for name, _ in flat_fields()}
+    for name, value in overrides.items():
+        if value is not None and name in PROFILE_RANGES:
+            check_range("--" + name.replace("_", "-"), value, *PROFILE_RANGES[name])
     return apply_overrides(get_profile(args.preset), overrides)
+
+
+# ----------------------------------------------------------------------------- checks before work
+SEED_MAX = 2 ** 32 - 1
+#: (low, high, low_open, high_open) of every profile override that has a range (None: unbounded).
+PROFILE_RANGES = {"image_size": (8, 4096, False, False), "n_paths": (1, None, False, False),
+                  "sim_steps": (1, None, False, False), "batch_size": (1, None, False, False),
+                  "seed": (0, SEED_MAX, False, False), "canny_sigma": (0, None, True, False),
+                  "canny_sigma_train": (0, None, True, False), "train_crops": (1, None, False, False),
+                  "mask_samples": (1, None, False, False), "T": (2, 10000, False, False),
+                  "max_sigma": (0, None, True, False), "eps": (0, 1, True, True)}
+#: Output image formats ``strdiff inpaint -o`` writes (by extension).
+IMAGE_OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _interval(lo, hi, lo_open=False, hi_open=False) -> str:
+    if hi is None:
+        return f"{'>' if lo_open else '>='} {lo}"
+    return "in " + (f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}" if (lo_open or hi_open)
+                    else f"{lo}..{hi}")
+
+
+def check_range(flag: str, value, lo=None, hi=None, lo_open=False, hi_open=False):
+    """Refuse ``value`` outside [lo, hi] (open ends where asked), naming ``flag`` and the range."""
+    import math
+
+    bad = isinstance(value, float) and not math.isfinite(value)
+    if lo is not None:
+        bad = bad or (value <= lo if lo_open else value < lo)
+    if hi is not None:
+        bad = bad or (value >= hi if hi_open else value > hi)
+    if bad:
+        raise UsageError(f"{flag} must be {_interval(lo, hi, lo_open, hi_open)}, got {value}")
+    return value
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output_dir(flag: str, path) -> Path:
+    """A folder the command will write into: not a file, not under a file, writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is an existing file, not a folder; pass a folder path")
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise UsageError(f"{flag} {path} lies under {base}, which is a file; pass a folder path")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {base} is not writable; pick a folder you can write to")
+    return path
+
+
+def check_output_file(flag: str, path, extensions: Sequence[str] = IMAGE_OUTPUT_EXTENSIONS) -> Path:
+    """A file the command will write: a known extension, not a folder, its folder writable."""
+    path = Path(path)
+    if path.is_dir() or str(path).endswith(("/", os.sep)):
+        raise UsageError(f"{flag} {path} is a folder; give a file name such as {path / ('out' + extensions[0])}")
+    if path.suffix.lower() not in extensions:
+        what = f"has no extension" if not path.suffix else f"has the extension {path.suffix!r}"
+        raise UsageError(f"{flag} {path} {what}; use one of {', '.join(extensions)}")
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise UsageError(f"{flag} {path} lies under {base}, which is a file; pass a path in a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {base} is not writable; pick a folder you can write to")
+    return path
+
+
+def check_input_file(what: str, path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder; pass an image file")
+    if not path.is_file():
+        raise UsageError(f"{what} file not found: {path}")
+    return path
+
+
+def check_seed(flag: str, value):
+    return check_range(flag, value, 0, SEED_MAX)
+
+
+def check_device(prefer: Optional[str], flag: str = "--device") -> None:
+    """Refuse a device that cannot be used here, before any work ($STRDIFF_DEVICE when no flag)."""
+    source = flag
+    if not prefer:
+        prefer, source = os.environ.get("STRDIFF_DEVICE"), "$STRDIFF_DEVICE"
+    if not prefer:
+        return
+    import torch
+
+    try:
+        device = torch.device(prefer)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"{source} {prefer!r} is not a device; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"{source} {prefer!r}: CUDA is not available on this machine; use cpu "
+                             "(or leave the device unset to pick what is there)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"{source} {prefer!r}: this machine has {torch.cuda.device_count()} CUDA "
+                             f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+            raise UsageError(f"{source} {prefer!r}: Apple's MPS is not available here; use cpu")
+    elif device.type != "cpu":
+        raise UsageError(f"{source} {prefer!r}: strdiff_edu runs on cpu, cuda or mps")
+
+
+def parse_methods(spec: str, flag: str = "--methods") -> list:
+    from .evaluate import METHODS
+
+    methods = [m.strip() for m in spec.split(",") if m.strip()]
+    if not methods:
+        raise UsageError(f"{flag} {spec!r} names no method; choose from {', '.join(METHODS)}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UsageError(f"{flag}: unknown method(s) {', '.join(map(repr, unknown))}; choose from {', '.join(METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise UsageError(f"{flag} {spec!r} names a method twice; list each once")
+    return methods
+
+
+def check_methods_available(methods: Sequence[str], folder: Optional[Path], flag: str = "--methods") -> None:
+    """Every requested method can run: its optional dependency is installed and the checkpoint
+    folder holds its networks. Checked before the first method runs."""
+    from .baselines import telea_available
+    from .checkpoint import network_path
+    from .evaluate import needed_networks
+
+    if "telea" in methods and not telea_available():
+        raise UsageError(f"{flag}: telea needs OpenCV, which is not installed: `pip install "
+                         "opencv-python-headless`, or leave telea out")
+    networks = needed_networks(methods)
+    if not networks:
+        return
+    if folder is None or not (folder / "manifest.json").is_file():
+        users = [m for m in methods if needed_networks([m])]
+        raise UsageError(f"no trained weights in {folder}: run `make weights` or pass --checkpoint DIR (the "
+                         f"method{'s' if len(users) > 1 else ''} {', '.join(users)} need{'' if len(users) > 1 else 's'} "
+                         "trained networks)")
+    missing = [n for n in networks if not network_path(folder, n).is_file()]
+    if missing:
+        users = [m for m in methods if set(needed_networks([m])) & set(missing)]
+        raise UsageError(f"{folder} lacks the {', '.join(missing)} network{'s' if len(missing) > 1 else ''} that "
+                         f"{', '.join(users)} need{'' if len(users) > 1 else 's'}; train it (make weights), pass "
+                         "another --checkpoint, or leave that method out")
 
 
 FAST_HELP = ("run the networks exactly as trained (float32, live spectral norm); by default they run "
@@ -89,6 +243,8 @@ def cmd_data(args) -> int:
 
     prof = get_profile(args.preset)
     if args.data_command == "info":
+        if args.size is not None:
+            check_range("--size", args.size, 8, 4096)
         size = args.size or prof.image_size
         tr, ev = D.default_split()
         print(f"embedded dataset at {size} px (profile {prof.name}): "
@@ -102,9 +258,16 @@ def cmd_data(args) -> int:
     if args.data_command == "masks":
         from tqdm.auto import tqdm
 
+        if args.size is not None:
+            check_range("--size", args.size, 8, 4096)
+        check_range("--per-bin", args.per_bin, 1, 100000)
+        check_seed("--seed", args.seed)
         size = args.size or prof.image_size
-        bins = M.parse_bins(args.bins)
-        out = Path(args.out)
+        try:
+            bins = M.parse_bins(args.bins)
+        except ValueError as exc:
+            raise UsageError(f"--bins: {exc}") from None
+        out = check_output_dir("--out", args.out)
         entries = D.read_manifest(out)
         for b in bins:
             holes = M.masks_for_bin(size, b, args.per_bin, seed=args.seed, progress=True)
@@ -126,38 +289,29 @@ def cmd_data(args) -> int:
     return subprocess.call([sys.executable, str(script), *args.rest])
 
 
-def _usage_errors(func):
-    """Turn the expected user errors (bad files, wrong checkpoint) into one clear line, exit 2."""
-    def run(args):
-        from .checkpoint import CheckpointError
-
-        try:
-            return func(args)
-        except (CheckpointError, FileNotFoundError, ImportError) as exc:
-            print(f"strdiff: error: {exc}", file=sys.stderr)
-            return 2
-    return run
-
-
-@_usage_errors
 def cmd_train(args) -> int:
     from .checkpoint import network_path
-    from .train import NETWORK_OF_STAGE, config_from_args, export_weights, train
+    from .errors import EXIT_TERMINATED
+    from .train import NETWORK_OF_STAGE, config_from_args, export_weights, train, validate_config
 
     cfg = config_from_args(args)
+    validate_config(cfg)   # every flag, the data folder, --out and the device: before any work
+    check_device(cfg.device or None)
     if args.export:   # checked before any training: never lose a run to a refused export
+        check_output_dir("--export", args.export)
         target = network_path(args.export, NETWORK_OF_STAGE[cfg.stage])
         if cfg.steps < 1:
-            print("strdiff: error: --export needs a trained network: set --steps to at least 1", file=sys.stderr)
-            return 2
+            raise UsageError("--export needs a trained network: set --steps to at least 1")
         if target.exists() and not args.force:
-            print(f"strdiff: error: {target} already holds trained weights; pass --force to replace them "
-                  "(or --export another folder)", file=sys.stderr)
-            return 2
+            raise UsageError(f"{target} already holds trained weights; pass --force to replace them "
+                             "(or --export another folder)")
     summary = train(cfg, resume=args.resume)
     if summary.get("world_size", 1) > 1 and int(os.environ.get("RANK", "0")) != 0:
-        return 0
+        return EXIT_TERMINATED if summary.get("terminated") else 0
     print(json.dumps(summary, indent=2))
+    if summary.get("terminated"):
+        raise Interrupted(f"terminated (SIGTERM) at step {summary['steps']} of {cfg.steps}; checkpoint at "
+                          f"{Path(summary['out']) / 'last.pt'}; continue with --resume", EXIT_TERMINATED)
     if args.export:
         if summary["steps"] != cfg.steps or summary["steps"] < 1:
             print(f"not exported: the run stopped at step {summary['steps']} of {cfg.steps}; continue it "
@@ -172,28 +326,39 @@ def _default_checkpoint(args, prof) -> Path:
     return Path(args.checkpoint) if args.checkpoint else REPO_ROOT / "weights" / prof.name
 
 
-@_usage_errors
 def cmd_inpaint(args) -> int:
     from .device import pick_device
     from .evaluate import inpaint_file
 
     prof = _profile_from_args(args)
+    check_input_file("image", args.image)
+    check_input_file("mask", args.mask)
+    check_output_file("-o/--output", args.output)
+    if args.structure_out:
+        check_output_file("--structure-out", args.structure_out)
+        if Path(args.structure_out).absolute() == Path(args.output).absolute():
+            raise UsageError("--structure-out is the same file as -o/--output; give it another name")
+    if args.noise_scale is not None:
+        check_range("--noise-scale", args.noise_scale, 0, 10)
+    if args.max_pixels is not None:
+        check_range("--max-pixels", args.max_pixels, 1)
+    check_device(None)
     sde = prof.sde.build()
     folder = _default_checkpoint(args, prof)
-    if args.method not in ("biharmonic", "harmonic", "fill", "telea") and not (folder / "manifest.json").is_file():
-        print(f"strdiff: error: no trained weights in {folder}: run `make weights` or pass --checkpoint DIR",
-              file=sys.stderr)
-        return 2
-    summary = inpaint_file(args.image, args.mask, args.output, folder, sde, method=args.method,
-                           black_hole=args.black_hole, seed=prof.seed, device=pick_device(verbose=False),
-                           mode=args.mode, progress=not args.no_progress, structure_out=args.structure_out,
-                           fast=not args.no_fast, full_resolution=args.full_resolution, reimpose=args.reimpose,
-                           noise_scale=args.noise_scale)
+    check_methods_available([args.method], folder, flag="--method")
+    try:
+        summary = inpaint_file(args.image, args.mask, args.output, folder, sde, method=args.method,
+                               black_hole=args.black_hole, seed=prof.seed, device=pick_device(verbose=False),
+                               mode=args.mode, progress=not args.no_progress, structure_out=args.structure_out,
+                               fast=not args.no_fast, full_resolution=args.full_resolution, reimpose=args.reimpose,
+                               noise_scale=args.noise_scale, max_pixels=args.max_pixels,
+                               announce=lambda line: print(line, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; nothing was written to {args.output}") from None
     print(json.dumps(summary))
     return 0
 
 
-@_usage_errors
 def cmd_evaluate(args) -> int:
     import torch
 
@@ -204,8 +369,17 @@ def cmd_evaluate(args) -> int:
 
     prof = _profile_from_args(args)
     folder = _default_checkpoint(args, prof)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bins = MK.parse_bins(args.bins)
+    methods = parse_methods(args.methods)
+    check_range("--n-images", args.n_images, 0)
+    try:
+        bins = MK.parse_bins(args.bins)
+    except ValueError as exc:
+        raise UsageError(f"--bins: {exc}") from None
+    out = check_output_dir("--out", args.out)
+    if args.data != "embedded" and not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data}: no such folder; pass 'embedded' or a folder of images")
+    check_device(None)
+    check_methods_available(methods, folder)
     sde = None
     size = args.image_size or prof.image_size
     if (folder / "manifest.json").is_file():
@@ -220,27 +394,62 @@ def cmd_evaluate(args) -> int:
     if args.n_images:
         images = images[:args.n_images]
         masks = {b: m[:args.n_images] for b, m in masks.items()}
-    res = evaluate(methods, images, masks, checkpoint=folder, sde=sde, device=pick_device(verbose=False),
-                   seed=prof.seed, batch_size=args.batch_size or 16, mode=args.mode,
-                   fid=True if args.fid else "auto" if args.fid is None else False, fast=not args.no_fast)
-    paths = write_report(res, args.out)
+    def finished(partial):   # results of every finished method are on disk as soon as it ends
+        write_report(partial, out)
+        print(f"{list(partial['methods'])[-1]}: done; results in {out / 'results.json'}", file=sys.stderr)
+
+    try:
+        res = evaluate(methods, images, masks, checkpoint=folder, sde=sde, device=pick_device(verbose=False),
+                       seed=prof.seed, batch_size=args.batch_size or 16, mode=args.mode,
+                       fid=True if args.fid else "auto" if args.fid is None else False, fast=not args.no_fast,
+                       on_method_done=finished)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; the methods that finished are in {out / 'results.json'}") from None
+    paths = write_report(res, out)
     from .evaluate import table1_markdown
 
     print(table1_markdown(res))
     print("written:", ", ".join(str(p) for p in paths.values()))
+    failed = res.get("non_finite", [])
+    if failed:
+        from .errors import RunFailed
+
+        raise RunFailed(f"{', '.join(failed)} produced non-finite pixels (recorded as null in "
+                        f"{paths['json']}); check those networks' weights")
     return 0
 
 
-@_usage_errors
+BENCH_SECTIONS = ("peak", "networks", "training", "samplers", "checks", "compile")
+
+
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
 
+    sections = [x.strip() for x in args.sections.split(",") if x.strip()]
+    if args.sections and not sections:
+        raise UsageError(f"--sections {args.sections!r} names no section; choose from {', '.join(BENCH_SECTIONS)}")
+    unknown = [x for x in sections if x not in BENCH_SECTIONS]
+    if unknown:
+        raise UsageError(f"--sections: unknown section(s) {', '.join(map(repr, unknown))}; choose from "
+                         f"{', '.join(BENCH_SECTIONS)}")
+    args.sections = ",".join(sections)
+    check_range("--threads", args.threads, 0, 1024)
+    if args.budget is not None:
+        check_range("--budget", args.budget, 0, None, lo_open=True)
+    if args.out:
+        check_output_file("--out", args.out, (".json",))
+    check_device(args.device)
     return bench_main(args=args)
 
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
+    check_range("--n-images", args.n_images, 0, 16)
+    check_seed("--seed", args.seed)
+    if args.out:
+        check_output_dir("--out", args.out)
+    check_device(None)
     run_demo(out=args.out, checkpoint=args.checkpoint, preset=args.preset, n_images=args.n_images,
              seed=args.seed, progress=not args.no_progress)
     return 0
@@ -249,6 +458,7 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strdiff", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"strdiff_edu {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="version, active profile and device")
@@ -316,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-resolution", action="store_true",
                    help="inpaint at the file's size; by default a photo whose shorter side exceeds 1.5x the "
                         "networks' training size is inpainted at that size and the hole pasted back at full size")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="largest working image (width x height) the sampler may run at (default "
+                        "262144 = 512 x 512); the memory it takes grows with it")
     p.add_argument("--black-hole", action="store_true", help="the mask file marks holes black (kept pixels white)")
     p.add_argument("--structure-out", default="", help="also write the sampled structure map here")
     p.add_argument("--no-progress", action="store_true")
@@ -355,13 +568,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEBUG_HELP = "on an error, show the full Python traceback (also $STRDIFF_DEBUG=1); accepted anywhere on the line"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command. A user error prints ``strdiff: error: <problem>; <fix>`` and returns 2; a
+    bug prints one line saying so (``--debug`` shows the traceback); Ctrl-C returns 130.
+    :func:`strdiff_edu.errors.describe` decides which is which."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("STRDIFF_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as exc:  # bad settings: one clear line, not a traceback
-        parser.exit(2, f"strdiff: error: {exc}\n")
+    except Exception as exc:
+        if debug:
+            raise
+        code, line = describe(exc)
+    except KeyboardInterrupt as exc:
+        if debug and not isinstance(exc, Interrupted):
+            raise
+        code, line = describe(exc)
+    sys.stdout.flush()
+    print(line, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -114,14 +114,20 @@ def sde_of_checkpoint(folder) -> Tuple[MeanRevertingSDE, dict]:
 def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torch.Tensor],
              checkpoint=None, sde: Optional[MeanRevertingSDE] = None, device="cpu", seed: int = 0,
              batch_size: int = 16, mode: str = "corrected", fid: Union[bool, str] = "auto",
-             fid_weights=None, keep: int = 2, progress: bool = True, preset=None, fast: bool = True) -> dict:
+             fid_weights=None, keep: int = 2, progress: bool = True, preset=None, fast: bool = True,
+             on_method_done=None) -> dict:
     """Run every method on every bin; ``masks[bin]`` is (N, 1, H, W) paired with ``images`` (N, 3, H, W).
 
     ``preset``: the resampling constants (default :func:`~strdiff_edu.sampling.sampler_preset` (T)).
     ``fid``: ``True`` (needs the local Inception weights), ``False``, or ``"auto"`` (when the
     weights are present and there are at least :data:`FID_AUTO_MIN_IMAGES` images: with fewer,
     the 2048 x 2048 covariances are singular and FID means little). ``keep``: images per bin kept for the
-    figure grids. The same seed is used for every method (common random numbers)."""
+    figure grids. The same seed is used for every method (common random numbers).
+
+    ``on_method_done(partial)``: called after each method with the results so far (same layout,
+    ``meta`` included), so a caller can write them before the next method starts. A method whose
+    output holds non-finite pixels is listed in ``res["non_finite"]`` (with a warning); its
+    metrics are then NaN, written as ``null`` by :func:`write_report`."""
     from tqdm.auto import tqdm
 
     from .device import make_generator
@@ -139,6 +145,10 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
     images = images.to(device)
     real_feats = {}
     res: dict = {"methods": {}, "figures": {}}
+
+    def _meta():
+        return _evaluate_meta(images, masks, seed, mode, sde, checkpoint, device, inception, preset)
+
     total = len(methods) * len(masks)
     bar = tqdm(total=total, desc="evaluate", disable=not progress)
     for method in methods:
@@ -159,6 +169,14 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
                 for k, v in r.nfe.items():
                     nfe.setdefault(k, []).append(v)
             out = torch.cat(outs)
+            if not bool(torch.isfinite(out).all()):
+                import warnings
+
+                bad = int((~torch.isfinite(out)).sum())
+                warnings.warn(f"{method} produced {bad} non-finite pixel values in bin {name}; its metrics are "
+                              "recorded as null", stacklevel=2)
+                if method not in res.setdefault("non_finite", []):
+                    res["non_finite"].append(method)
             p, s = M.psnr(out, images), M.ssim(out, images)
             colour = M.hole_colour_error(out, images, known_all)
             row = {"n": int(out.shape[0]), "psnr": float(p.mean()), "ssim": float(s.mean()),
@@ -180,8 +198,16 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
             fig["rows"][method] = (out[:keep].cpu(), st)
             bar.update()
         res["methods"][method] = entry
+        if on_method_done is not None:
+            res["meta"] = _meta()
+            on_method_done(res)
     bar.close()
-    res["meta"] = {"n_images": int(images.shape[0]), "bins": [bin_name(b) for b in masks],
+    res["meta"] = _meta()
+    return res
+
+
+def _evaluate_meta(images, masks, seed, mode, sde, checkpoint, device, inception, preset) -> dict:
+    return {"n_images": int(images.shape[0]), "bins": [bin_name(b) for b in masks],
                    "image_size": list(images.shape[-2:]), "seed": seed, "mode": mode,
                    "T": sde.T if sde is not None else None, "checkpoint": str(checkpoint) if checkpoint else None,
                    "device": str(device), "fid": bool(inception is not None),
@@ -189,7 +215,6 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
                                  "sigma 1.5 (11x11), population covariance, mean over channels",
                    "resampling_preset": (dict((preset or sampler_preset(sde.T)).__dict__)
                                          if sde is not None and (preset or sde.T in (100, 400)) else None)}
-    return res
 
 
 # ----------------------------------------------------------------------------- reports
@@ -278,6 +303,27 @@ def save_figure_grid(fig_data: dict, labels: Dict[str, str], path, title: str = 
     return path
 
 
+def finite_json(value, _warned=None):
+    """``value`` with every NaN / infinite float replaced by ``None`` (JSON has no NaN; a bare
+    ``NaN`` makes the file unreadable to strict parsers), warning once when it replaced any."""
+    top = _warned is None
+    _warned = [] if top else _warned
+    if isinstance(value, float) and not math.isfinite(value):
+        _warned.append(value)
+        out = None
+    elif isinstance(value, dict):
+        out = {k: finite_json(v, _warned) for k, v in value.items()}
+    elif isinstance(value, (list, tuple)):
+        out = [finite_json(v, _warned) for v in value]
+    else:
+        out = value
+    if top and _warned:
+        import warnings
+
+        warnings.warn(f"{len(_warned)} non-finite result value(s) written as null", stacklevel=3)
+    return out
+
+
 def write_report(res: dict, out) -> Dict[str, Path]:
     """results.json, table1.md, table2.md (if any case ran), cost.md and grid_<bin>.png under ``out``."""
     out = Path(out)
@@ -285,7 +331,9 @@ def write_report(res: dict, out) -> Dict[str, Path]:
     paths = {}
     js = {k: v for k, v in res.items() if k != "figures"}
     paths["json"] = out / "results.json"
-    paths["json"].write_text(json.dumps(js, indent=1) + "\n")
+    from .checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(paths["json"], (json.dumps(finite_json(js), indent=1, allow_nan=False) + "\n").encode())
     meta = res["meta"]
     note = (f"\n\n{meta['n_images']} images per bin, {meta['image_size'][0]}x{meta['image_size'][1]} px, "
             f"T={meta['T']}, seed {meta['seed']}, mode {meta['mode']}. Metrics: {meta['convention']}."
@@ -324,7 +372,7 @@ def read_image_file(path) -> Tuple[torch.Tensor, str, Optional[np.ndarray]]:
         arr = arr / (65535.0 if arr.max() > 255 else 255.0)
         rgb = np.repeat(arr[..., None], 3, axis=2)
     else:
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255.0)
     t = torch.from_numpy(rgb).float().permute(2, 0, 1)[None].clamp(0, 1)
     return t, kind, alpha
 
@@ -344,8 +392,25 @@ def write_image_file(image: torch.Tensor, path, kind: str = "rgb", alpha: Option
         arr = (image[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
         img = Image.fromarray(arr, "RGB")
         if kind == "rgba" and alpha is not None:
-            img.putalpha(Image.fromarray(alpha, "L"))
-    img.save(path)
+            if path.suffix.lower() in (".jpg", ".jpeg"):
+                import warnings
+
+                warnings.warn(f"{path.name}: JPEG has no transparency; the alpha channel is dropped (write a "
+                              ".png to keep it)", stacklevel=2)
+            else:
+                img.putalpha(Image.fromarray(alpha, "L"))
+    import io
+
+    from .checkpoint import atomic_write_bytes
+
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        from .errors import UsageError
+
+        raise UsageError(f"{path}: unknown image extension {path.suffix!r}; use .png, .jpg, .bmp, .tif or .webp")
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    atomic_write_bytes(path, buf.getvalue())   # never a half-written output file
     return path
 
 
@@ -359,6 +424,90 @@ def working_size(height: int, width: int, train_size: int) -> Tuple[int, int]:
         return height, width
     f = train_size / short
     return max(1, round(height * f)), max(1, round(width * f))
+
+
+#: The largest working image (pixels) ``strdiff inpaint`` runs the sampler at unless
+#: ``--max-pixels`` raises it: 512 x 512. Memory and time grow with the pixel count (see
+#: :func:`estimate_cost`); the default policy (:func:`working_size`) stays far below it for
+#: photos of any size, so this bites only with ``--full-resolution`` or extreme aspect ratios.
+MAX_WORKING_PIXELS = 512 * 512
+
+
+def check_working_size(H: int, W: int, h: int, w: int, full_resolution: bool,
+                       max_pixels: Optional[int] = None) -> None:
+    """Refuse a working size above ``max_pixels`` (default :data:`MAX_WORKING_PIXELS`), naming
+    the flag that allows it."""
+    from .errors import UsageError
+
+    limit = max_pixels or MAX_WORKING_PIXELS
+    if h * w <= limit:
+        return
+    if full_resolution:
+        raise UsageError(f"--full-resolution: the image is {W}x{H} = {W * H:,} pixels, above the {limit:,} "
+                         f"the sampler runs at (--max-pixels); pass --max-pixels {W * H} to allow it (memory "
+                         "and time grow with the pixel count), or leave --full-resolution off to inpaint at the "
+                         "networks' resolution and paste the hole back at full size")
+    raise UsageError(f"the image is {W}x{H}: even at the networks' resolution it is {w}x{h} = {w * h:,} pixels, "
+                     f"above the {limit:,} the sampler runs at (--max-pixels); crop it around the hole, or pass "
+                     f"--max-pixels {w * h} to allow it")
+
+
+def calls_per_image(method: str, T: int) -> Dict[str, Tuple[int, int]]:
+    """``{network: (fewest, most)}`` network calls one image costs with ``method`` (the formula
+    of :mod:`strdiff_edu.sampling`: the adaptive resampling's count depends on the
+    discriminator's decisions, hence a range)."""
+    from .sampling import expected_nfe, resampled_times
+
+    if method not in SAMPLER_METHODS:
+        return {}
+    if method.startswith("irsde"):
+        extra = 0
+        if method == "irsde-repaint":
+            pre = sampler_preset(T)
+            extra = pre.u_min * sum(r for _, r in resampled_times(T, pre))
+        return {"irsde": (T + extra, T + extra)}
+    pre = sampler_preset(T)
+    if method in ("strdiff", "strdiff-ode", "strdiff-cheap"):
+        n = expected_nfe(T, pre, {})
+        return {"structure": (n["structure"],) * 2, "texture": (n["texture"],) * 2}
+    times = [t for t, _ in resampled_times(T, pre)]
+    rule = {"strdiff-always": "always", "strdiff-paper-rule": "paper"}.get(method, "official")
+    lo_k = pre.u_max - 1 if rule == "always" else (0 if rule == "paper" else pre.u_min)
+    if rule == "paper":
+        from .sampling import paper_rule_times
+
+        times = [t for t, _ in paper_rule_times(T, pre.switch_step(T))]
+    lo = expected_nfe(T, pre, {t: lo_k for t in times}, rule=rule)
+    hi = expected_nfe(T, pre, {t: pre.u_max - 1 for t in times}, rule=rule)
+    out = {k: (lo[k], hi[k]) for k in lo}
+    if "discriminator" not in NETWORKS_OF_METHOD.get(method, ()):
+        out.pop("discriminator", None)
+    return out
+
+
+@torch.inference_mode()
+def estimate_cost(method: str, nets: dict, sde: MeanRevertingSDE, h: int, w: int, device="cpu") -> dict:
+    """Seconds one image of ``h`` x ``w`` will take: one timed call of each network at that
+    size times :func:`calls_per_image`. Returns ``{"calls": (lo, hi), "seconds": (lo, hi)}``."""
+    import time
+
+    calls = calls_per_image(method, sde.T)
+    if not calls:
+        return {"calls": (0, 0), "seconds": (0.0, 0.0)}
+    per_call = {}
+    y = torch.rand(1, 3, h, w, device=device)
+    x = torch.rand(1, 1, h, w, device=device)
+    t = torch.full((1,), sde.T, device=device, dtype=torch.long)
+    for name in calls:
+        net = nets[name]
+        args = {"irsde": (y, y, t), "structure": (x, x, t), "texture": (y, y, t, x), "discriminator": (y, x, t)}[name]
+        net(*args)                     # the first call pays one-off set-up costs
+        start = time.perf_counter()
+        net(*args)
+        per_call[name] = time.perf_counter() - start
+    lo = sum(c[0] * per_call[n] for n, c in calls.items())
+    hi = sum(c[1] * per_call[n] for n, c in calls.items())
+    return {"calls": (sum(c[0] for c in calls.values()), sum(c[1] for c in calls.values())), "seconds": (lo, hi)}
 
 
 def inpaint_image(sampler, image: torch.Tensor, known: torch.Tensor, train_size: Optional[int], multiple: int = 1,
@@ -398,13 +547,18 @@ def inpaint_image(sampler, image: torch.Tensor, known: torch.Tensor, train_size:
 def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanRevertingSDE, method: str = DEFAULT_METHOD,
                  black_hole: bool = False, seed: int = 0, device="cpu", mode: str = "corrected",
                  progress: bool = True, structure_out=None, fast: bool = True, full_resolution: bool = False,
-                 reimpose: Optional[bool] = None, noise_scale: Optional[float] = None) -> dict:
+                 reimpose: Optional[bool] = None, noise_scale: Optional[float] = None,
+                 max_pixels: Optional[int] = None, announce=None) -> dict:
     """``strdiff inpaint``: inpaint one file with a mask file (**white = hole**, or ``black_hole``).
 
     Any size: a photo much larger than the networks' training size is inpainted at
     :func:`working_size` and its hole pasted back at full resolution (``full_resolution``: inpaint
     at the file's size); the image and mask are reflect-padded to the networks' multiple (padding
-    counts as known) and cropped back. Returns a summary dict."""
+    counts as known) and cropped back. A working size above ``max_pixels`` (default
+    :data:`MAX_WORKING_PIXELS`) is refused (:func:`check_working_size`). ``announce(line)``
+    receives one line with the working size and the estimated calls and seconds before the
+    sampler starts. Output with non-finite pixels raises :class:`~strdiff_edu.errors.RunFailed`
+    and writes nothing. Returns a summary dict."""
     import warnings
 
     from .device import make_generator
@@ -416,19 +570,43 @@ def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanReverting
         known = load_mask(mask_path, black_hole=black_hole)[None]
     H, W = image.shape[-2:]
     if tuple(known.shape[-2:]) != (H, W):
-        raise ValueError(f"the mask is {known.shape[-1]}x{known.shape[-2]} pixels but the image is {W}x{H}; "
-                         "resize the mask to the image (nearest neighbour) first")
+        from .errors import UsageError
+
+        mh, mw = known.shape[-2:]
+        if (mh, mw) == (W, H):
+            raise UsageError(f"the mask is {mw}x{mh} pixels but the image is {W}x{H}: one of them is rotated "
+                             "(both are read upright, as a viewer shows them, EXIF orientation applied); "
+                             "rotate the mask to match the image as displayed (resizing would not fix it)")
+        raise UsageError(f"the mask is {mw}x{mh} pixels but the image is {W}x{H}; resize the mask to the "
+                         "image (nearest neighbour) first")
     nets, configs = ({}, {})
     if needed_networks([method]):
         nets, configs = load_networks(checkpoint, needed_networks([method]), sde, device)
+    train_size = next((int(c["image_size"]) for c in configs.values() if c.get("image_size")), None)
+    h, w = (H, W) if full_resolution or not train_size else working_size(H, W, train_size)
+    check_working_size(H, W, h, w, full_resolution, max_pixels)
+    if announce is not None:
+        where = ("the file's size" if (h, w) == (H, W) else
+                 f"{w}x{h}, the networks' resolution (--full-resolution: the file's size)")
+        est = estimate_cost(method, nets, sde, h, w, device) if nets else None
+        cost = ""
+        if est:
+            (c0, c1), (s0, s1) = est["calls"], est["seconds"]
+            cost = (f"; about {c0} network calls, {s0:.0f} s" if c0 == c1 else
+                    f"; {c0}-{c1} network calls, about {s0:.0f}-{s1:.0f} s")
+        announce(f"strdiff: inpainting {W}x{H} at {where} with {method}{cost}")
     sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast,
                           **({"reimpose": reimpose, "noise_scale": noise_scale} if method in SAMPLER_METHODS else {}))
     multiple = max([getattr(getattr(n, "config", None), "downsampling_factor", 1) for n in nets.values()] + [1])
-    train_size = next((int(c["image_size"]) for c in configs.values() if c.get("image_size")), None)
     result, structure, r = inpaint_image(sampler, image.to(device), known.to(device), train_size, multiple,
                               generator=make_generator(seed, device), progress=progress,
                               full_resolution=full_resolution)
     result = result.cpu()
+    if not bool(torch.isfinite(result).all()):
+        from .errors import RunFailed
+
+        raise RunFailed(f"{method} produced non-finite pixels; nothing was written to {out_path}. Check the "
+                        "networks' weights (a diverged training?) or try --method fill")
     write_image_file(result, out_path, kind, alpha)
     if structure_out and structure is not None:
         write_image_file(structure.cpu().repeat(1, 3, 1, 1), structure_out, "gray")

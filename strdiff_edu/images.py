@@ -13,26 +13,74 @@ from PIL import Image
 SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
 
 
-def open_image_file(path, what: str = "image") -> Image.Image:
-    """Open and fully decode an image file with Pillow.
+#: The largest image file read (pixels): Pillow's decompression-bomb limit (about 89 MP, e.g.
+#: 10000 x 8900). Larger files are refused before they are decoded.
+MAX_FILE_PIXELS = 89_478_485
 
-    A missing file raises ``FileNotFoundError``; an unreadable one (truncated, not an image)
-    raises ``ValueError`` naming the file and the fix. ``what`` names the file's role in messages.
+
+def open_image_file(path, what: str = "image") -> Image.Image:
+    """Open and fully decode an image file with Pillow, the way an image viewer shows it.
+
+    * The EXIF orientation tag is applied (a phone photo stored sideways comes out upright);
+      ``info["exif_orientation"]`` keeps the tag's value (1: none).
+    * 16-bit and 32-bit integer gray images (PNG / TIFF ``I;16``, ``I``) are scaled to 8 bits
+      (``value / 257``), float images (``F``) from [0, 1]; palette images keep their palette
+      (convert with ``.convert("RGB")`` / ``"L"`` as usual).
+    * A file above :data:`MAX_FILE_PIXELS` is refused before decoding.
+
+    A missing file raises ``FileNotFoundError``; an unreadable one (truncated, not an image, too
+    large) raises :class:`~strdiff_edu.errors.UsageError` (a ``ValueError``) naming the file and
+    the fix. ``what`` names the file's role in messages.
     """
+    import warnings
     from pathlib import Path
 
-    from PIL import UnidentifiedImageError
+    from PIL import ImageOps, UnidentifiedImageError
+
+    from .errors import UsageError
 
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder; pass an image file")
     if not path.is_file():
         raise FileNotFoundError(f"{what} file not found: {path}")
+    limit = Image.MAX_IMAGE_PIXELS
     try:
+        Image.MAX_IMAGE_PIXELS = None       # the size check is ours, below, before decoding
         with Image.open(path) as im:
-            im.load()
-            return im.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"cannot read {what} file {path}: {exc}. Is it a PNG/JPEG/BMP/TIFF image? "
-                         "Re-export or delete it.") from None
+            Image.MAX_IMAGE_PIXELS = limit
+            w, h = im.size
+            if w * h > MAX_FILE_PIXELS:
+                raise UsageError(f"{what} file {path} is {w}x{h} pixels ({w * h / 1e6:.0f} MP), above the "
+                                 f"{MAX_FILE_PIXELS / 1e6:.0f} MP this tool reads; downscale it first")
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im.load()
+            out = im.copy()
+    except UsageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UsageError(f"{what} file {path} is too large to decode safely ({exc}); downscale it first") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UsageError(f"cannot read {what} file {path}: {' '.join(str(exc).split())}. Is it a "
+                         "PNG/JPEG/BMP/TIFF image? Re-export or delete it.") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    try:
+        orientation = int(out.getexif().get(0x0112, 1) or 1)
+    except Exception:   # a corrupt EXIF block: show the pixels as stored
+        orientation = 1
+    if orientation != 1:
+        out = ImageOps.exif_transpose(out)
+    if out.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        arr = np.asarray(out, dtype=np.float64)
+        out = Image.fromarray(np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8), "L")
+    elif out.mode == "F":
+        arr = np.asarray(out, dtype=np.float64)
+        scale = 255.0 if np.nanmax(arr, initial=0) <= 1.0 else 1.0 / 257.0
+        out = Image.fromarray(np.clip(np.rint(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8), "L")
+    out.info["exif_orientation"] = orientation
+    return out
 
 
 def sample_image(name: str = "astronaut", size: int = 64) -> torch.Tensor:

@@ -252,8 +252,12 @@ def load_mask(path: Union[str, Path], size: Optional[int] = None, black_hole: bo
       thresholded at mid-gray with a warning.
     * ``size`` resizes to ``size`` x ``size`` with nearest-neighbour (never blurring the edge).
     * More than 60 % hole raises a warning: the file probably uses the other convention.
-    * A mask with no hole or no known pixel raises ``ValueError`` unless ``allow_empty``.
+    * A mask with no hole or no known pixel raises :class:`~strdiff_edu.errors.UsageError` (a
+      ``ValueError``) unless ``allow_empty`` (a library option; the command line has no use for
+      an empty mask).
+    * The file is read as a viewer shows it (EXIF orientation applied; 16-bit scaled to 8 bits).
     """
+    from .errors import UsageError
     from .images import open_image_file
 
     path = Path(path)
@@ -268,16 +272,18 @@ def load_mask(path: Union[str, Path], size: Optional[int] = None, black_hole: bo
                            .resize((size, size), Image.NEAREST)) >= 128
     hole = ~white if black_hole else white
     ratio = float(hole.mean())
+    flag = "--black-hole" if not black_hole else "no --black-hole"
     if not allow_empty and ratio == 0:
-        raise ValueError(f"mask {path} has no hole pixel (all {'black' if black_hole else 'white'} "
-                         "would be holes); pass allow_empty=True to accept it")
+        raise UsageError(f"mask {path} has no hole pixel: nothing to inpaint (holes are "
+                         f"{'black' if black_hole else 'white'}); check that it is the right mask file"
+                         + ("" if black_hole else ", or pass --black-hole (black_hole=True) if its holes are black"))
     if not allow_empty and ratio == 1:
-        raise ValueError(f"mask {path} is all hole; if its kept pixels are white, load it with "
-                         "black_hole=True, or pass allow_empty=True to accept it")
+        raise UsageError(f"mask {path} is all hole: no known pixel to inpaint from; if its kept pixels are "
+                         f"{'black' if black_hole else 'white'}, use {flag} (black_hole={not black_hole})")
     if ratio > INVERTED_WARNING_RATIO:
         convention = "black" if black_hole else "white"
         warnings.warn(f"mask {path.name} is {ratio:.0%} hole ({convention} = hole): is the mask "
-                      f"inverted? Try black_hole={not black_hole}", stacklevel=2)
+                      f"inverted? Try {flag} (black_hole={not black_hole})", stacklevel=2)
     return torch.from_numpy(~hole).float()[None]
 
 

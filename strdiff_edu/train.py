@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 
 from . import checkpoint as ckpt_io
+from .errors import Interrupted, TrainingDiverged, UsageError
 from .losses import clean_matching_loss, discriminator_loss, ideal_target, reverse_matching_loss
 from .profiles import Profile, get_profile
 from .models.config import PREDICTIONS
@@ -128,13 +129,22 @@ def load_network(source, network: str, device="cpu", expect: Optional[Dict[str, 
     names the mismatch.
     """
     path = Path(source)
+    folder = None
     if path.is_dir():
-        path = ckpt_io.network_path(path, network)
+        folder, path = path, ckpt_io.network_path(path, network)
+        ckpt_io.verify_network_file(folder, network)    # the manifest's sha256, before unpacking
     ck = ckpt_io.load_checkpoint(path, expect=expect, network=network)
+    if folder is not None:
+        ckpt_io.check_folder_agrees(folder, network, ck["config"])
     sde = MeanRevertingSDE(**ck["config"]["sde"]) if "sde" in ck["config"] else None
     net = network_from_dict(network, ck["config"]["model"], sde)
-    state = ck.get("ema") if use_ema and ck.get("ema") is not None else ck["model"]
-    net.load_state_dict(state)
+    key = "ema" if use_ema and ck.get("ema") is not None else "model"
+    ckpt_io.check_finite(ck[key], path, key)
+    try:
+        net.load_state_dict(ck[key])
+    except RuntimeError as exc:
+        raise ckpt_io.CheckpointError(f"{path}: its {key} weights do not fit the {network} network its "
+                                      f"config describes ({str(exc).splitlines()[0]}); re-export it") from None
     return net.to(device).eval(), ck["config"]
 
 
@@ -153,7 +163,7 @@ class BatchSource:
         else:
             self.images = data.ImageFolder(cfg.data, size=size)
         if len(self.images) == 0:
-            raise ValueError(f"no training images found in {cfg.data!r}")
+            raise UsageError(f"--data {cfg.data}: no training images found; pass a folder of images or 'embedded'")
         self.bins = masks.parse_bins(cfg.bins)
         self._masks = masks
 
@@ -323,6 +333,184 @@ class _Stop:
         return False
 
 
+#: TrainConfig fields a ``--resume`` may change: how long and how often, not what is trained.
+RESUME_MAY_CHANGE = ("steps", "lr_milestones", "checkpoint_every", "snapshot_every", "sample_every", "log_every",
+                     "progress", "device", "out", "init_from", "bf16", "preset")
+SEED_MAX = 2 ** 32 - 1
+
+
+def validate_config(cfg: TrainConfig) -> Profile:
+    """Refuse settings that cannot work, naming the flag and its valid range, before any work
+    (set-up renders data and builds networks, which takes seconds to minutes). Returns the profile."""
+    import math
+
+    def bad(flag, rng, value):
+        raise UsageError(f"{flag} must be {rng}, got {value}")
+
+    prof = get_profile(cfg.preset)
+    if cfg.stage not in STAGES:
+        raise UsageError(f"--stage {cfg.stage!r}: choose one of {', '.join(STAGES)}")
+    for name, lo in (("steps", 0), ("batch_size", 0), ("crops_per_scene", 0), ("snapshot_every", 0),
+                     ("sample_every", 0), ("checkpoint_every", 1), ("ema_every", 1), ("log_every", 1)):
+        if getattr(cfg, name) < lo:
+            bad("--" + name.replace("_", "-"), f">= {lo}" + (" (0: the profile's)" if name in
+                ("batch_size", "crops_per_scene") else " (0: off)" if lo == 0 and name != "steps" else ""),
+                getattr(cfg, name))
+    if not 0 <= cfg.seed <= SEED_MAX:
+        bad("--seed", f"in 0..{SEED_MAX}", cfg.seed)
+    for name, value in (("lr", cfg.lr), ("lr_gamma", cfg.lr_gamma), ("ema_decay", cfg.ema_decay),
+                        ("grad_clip", cfg.grad_clip), ("hole_weight", cfg.hole_weight),
+                        ("colour_weight", cfg.colour_weight), ("triplet_weight", cfg.triplet_weight),
+                        ("structure_weight", cfg.structure_weight)):
+        if not math.isfinite(value):
+            bad("--" + name.replace("_", "-"), "a finite number", value)
+    if not cfg.lr > 0:
+        bad("--lr", "> 0", cfg.lr)
+    if not cfg.lr_gamma > 0:
+        bad("--lr-gamma", "> 0", cfg.lr_gamma)
+    if not 0 < cfg.ema_decay < 1:
+        bad("--ema-decay", "in (0, 1)", cfg.ema_decay)
+    if cfg.grad_clip < 0:
+        bad("--grad-clip", ">= 0 (0: off)", cfg.grad_clip)
+    if not cfg.hole_weight > 0:
+        bad("--hole-weight", "> 0", cfg.hole_weight)
+    if cfg.colour_weight < 0:
+        bad("--colour-weight", ">= 0", cfg.colour_weight)
+    if cfg.triplet_weight < 0:
+        bad("--triplet-weight", ">= 0", cfg.triplet_weight)
+    if not all(math.isfinite(f) and f > 0 for f in cfg.lr_milestones):
+        bad("--lr-milestones", "fractions of --steps above 0 (>= 1: constant)", ",".join(map(str, cfg.lr_milestones)))
+    if not 1 <= cfg.t_min <= prof.sde.T:
+        bad("--t-min", f"in 1..T={prof.sde.T}", cfg.t_min)
+    if cfg.data != "embedded":
+        data = Path(cfg.data)
+        if not data.is_dir():
+            raise UsageError(f"--data {cfg.data}: " + ("is a file; pass a folder of images" if data.exists()
+                             else "no such folder; pass a folder of images or 'embedded'"))
+        from .data import IMAGE_EXTENSIONS, list_images
+
+        try:
+            list_images(data)
+        except FileNotFoundError:
+            raise UsageError(f"--data {cfg.data}: no images ({', '.join(IMAGE_EXTENSIONS)}) in it or its "
+                             "sub-folders; pass a folder of images or 'embedded'") from None
+    try:
+        from .masks import parse_bins
+
+        parse_bins(cfg.bins)
+    except ValueError as exc:
+        raise UsageError(f"--bins: {exc}") from None
+    for flag, value in (("--structure-checkpoint", cfg.structure_checkpoint), ("--init-from", cfg.init_from)):
+        if value and not Path(value).exists():
+            raise UsageError(f"{flag} {value}: no such file or folder; pass a checkpoint file or a weights folder")
+    if cfg.structure_source == "network" and cfg.stage not in STRUCTURE_GUIDED_STAGES:
+        raise UsageError(f"--structure-source network applies to the {' and '.join(STRUCTURE_GUIDED_STAGES)} "
+                         f"stages (they are fed a structure); the {cfg.stage} stage is not")
+    if cfg.structure_source == "network" and not cfg.structure_checkpoint:
+        raise UsageError("--structure-source network needs --structure-checkpoint (a weights folder or .pt file)")
+    _check_out(cfg.resolved_out(prof))
+    return prof
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is an existing file, not a folder; pass a folder path")
+    base = out.absolute()
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise UsageError(f"--out {out} lies under {base}, which is a file; pass a folder path")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {base} is not writable; pick a folder you can write to")
+
+
+LOCK_NAME = "train.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, owned by another user
+        return True
+    return True
+
+
+class RunLock:
+    """``<out>/train.lock``: one training per output folder. Holds the owner's pid and host; a
+    lock whose process is gone (same host) is stale and taken over with a note."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / LOCK_NAME
+        self.held = False
+
+    def acquire(self) -> "RunLock":
+        import socket
+
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    owner = json.loads(self.path.read_text() or "{}")
+                except (OSError, ValueError):
+                    owner = {}
+                pid, host = owner.get("pid"), owner.get("host")
+                if isinstance(pid, int) and (host != me["host"] or _pid_alive(pid)):
+                    raise UsageError(f"--out {self.path.parent} is in use by another training (pid {pid} on "
+                                     f"{host}, since {owner.get('started', '?')}); wait for it, stop it, or "
+                                     f"pass another --out (a lock left by a crash on another machine: delete "
+                                     f"{self.path})") from None
+                print(f"removing a stale lock {self.path} (pid {pid} has ended)")
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            self.held = True
+            return self
+        raise UsageError(f"could not take the lock {self.path}; delete it if no training is running")
+
+    def release(self) -> None:
+        if self.held:
+            try:
+                owner = json.loads(self.path.read_text() or "{}")
+                if owner.get("pid") == os.getpid():
+                    self.path.unlink()
+            except (OSError, ValueError):
+                pass
+            self.held = False
+
+
+def clean_temporary_files(out: Path) -> list:
+    """Remove what interrupted atomic writes left in a run folder (``*.tmp``); returns the names."""
+    removed = []
+    for p in list(Path(out).glob("*.tmp")) + list((Path(out) / "samples").glob("*.tmp")):
+        p.unlink(missing_ok=True)
+        removed.append(p.name)
+    return removed
+
+
+def resume_mismatches(saved: Dict[str, Any], cfg: TrainConfig, prof: Profile) -> list:
+    """The settings a ``--resume`` changes that would make it another run (seed, data, loss ...)."""
+    def norm(d):
+        d = dict(d)
+        d["batch_size"] = d.get("batch_size") or prof.batch_size
+        d["crops_per_scene"] = d.get("crops_per_scene") or prof.train_crops
+        return d
+
+    now = norm({k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()})
+    before = norm(saved)
+    out = []
+    for k, v in now.items():
+        if k in RESUME_MAY_CHANGE or k not in before:
+            continue
+        if before[k] != v:
+            out.append(f"--{k.replace('_', '-')} {before[k]!r} in the run, {v!r} now")
+    return out
+
+
 def _dist_info():
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -331,13 +519,31 @@ def _dist_info():
 
 def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict[str, Any]] = None,
           batch_source: Optional[BatchSource] = None) -> Dict[str, Any]:
-    """Run (or resume) one training stage; returns a summary dict (also written to summary.json)."""
+    """Run (or resume) one training stage; returns a summary dict (also written to summary.json).
+
+    Settings are checked first (:func:`validate_config`); ``<out>/train.lock`` keeps a second
+    training out of the same folder (:class:`RunLock`); leftovers of interrupted writes are
+    removed. Ctrl-C saves and raises :class:`~strdiff_edu.errors.Interrupted`; SIGTERM saves and
+    returns with ``summary["terminated"]`` set (the command then exits 143)."""
+    prof = validate_config(cfg)
+    world, rank = _dist_info()
+    out = cfg.resolved_out(prof)
+    lock = RunLock(out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    try:
+        if rank == 0:
+            clean_temporary_files(out)
+        return _train(cfg, prof, world, rank, resume, model_overrides, batch_source)
+    finally:
+        lock.release()
+
+
+def _train(cfg: TrainConfig, prof: Profile, world: int, rank: int, resume: bool,
+           model_overrides: Optional[Dict[str, Any]], batch_source: Optional[BatchSource]) -> Dict[str, Any]:
     from .device import pick_device
 
-    prof = get_profile(cfg.preset)
-    if cfg.stage not in STAGES:
-        raise ValueError(f"unknown stage {cfg.stage!r}; choose one of {', '.join(STAGES)}")
-    world, rank = _dist_info()
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         torch.distributed.init_process_group(backend)
@@ -376,6 +582,12 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
     last = out / "last.pt"
     if resume and last.exists():
         ck = ckpt_io.load_checkpoint(last, map_location=device, expect=ck_config, network=network)
+        changed = resume_mismatches(ck.get("train", {}), cfg, prof)
+        if changed:
+            raise UsageError(f"--resume {last}: this would be another run: " + "; ".join(changed) +
+                             ". Resume with the run's settings, or train into a new --out (--init-from "
+                             f"{last} starts one from these weights)")
+        ckpt_io.check_finite(ck["model"], last, "model")
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
@@ -439,8 +651,9 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     loss, metrics = loss_fn(ddp_model, b, gen)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower --lr or "
-                                             "set --grad-clip")
+                    saved = f"the last checkpoint is {last}" if last.exists() else "no checkpoint was written"
+                    raise TrainingDiverged(f"the loss became {loss.item()} at step {step + 1}; lower --lr or "
+                                           f"set --grad-clip ({saved})")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
@@ -460,15 +673,12 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
                     save(done, out / f"step_{done:06d}.pt")
                 if cfg.sample_every and done % cfg.sample_every == 0 and is_main:
                     write_samples(out / "samples" / f"step_{done:06d}.png", cfg.stage, ema, sde, source, device)
-                if stop.requested:
-                    if is_main:
-                        print(f"SIGTERM: checkpoint at step {done} written to {last}; continue with --resume")
+                if stop.requested:   # SIGTERM: save (below) and return with summary["terminated"]
                     break
         except KeyboardInterrupt:
             save(done)
-            if is_main:
-                print(f"interrupted: checkpoint at step {done} written to {last}; continue with --resume")
-            raise
+            raise Interrupted(f"interrupted at step {done} of {cfg.steps}; checkpoint at {last}; continue with "
+                              "--resume") from None
         finally:
             bar.close()
     step = done
@@ -477,6 +687,8 @@ def train(cfg: TrainConfig, resume: bool = False, model_overrides: Optional[Dict
     summary = {"stage": cfg.stage, "preset": prof.name, "steps": step, "wall_s": round(wall, 2),
                "final_loss": float(np.mean([r["loss"] for r in history[-10:]])) if history else None,
                "device": str(device), "world_size": world, "out": str(out)}
+    if stop.requested and step < cfg.steps:
+        summary["terminated"] = True
     if world > 1:
         summary["ddp_consistent"] = _ranks_agree(model)
     if is_main:
