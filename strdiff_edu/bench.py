@@ -226,15 +226,22 @@ def default_pairing() -> str:
     return "gray2edge" if importlib.util.find_spec("skimage") is not None else "gray2gray"
 
 
-class _TimedNetwork(torch.nn.Module):
-    """Adds the wall time of every call of ``net`` to ``clock[0]`` (CPU only: on a CPU a call's
-    wall time is its compute time, so the sampler's overhead is measured exactly, in the same run)."""
+class _MeteredNetwork(torch.nn.Module):
+    """Counts the calls of ``net`` and the images they carry (the first argument's batch size)
+    and, with ``clock``, adds the wall time of every call to ``clock[0]`` (CPU only: on a CPU a
+    call's wall time is its compute time, so the sampler's overhead is measured exactly, in the
+    same run). What the benchmark reports per network role, whatever the sampler counts itself."""
 
-    def __init__(self, net, clock):
+    def __init__(self, net, clock: Optional[list] = None):
         super().__init__()
         self.net, self.clock = net, clock
+        self.calls = self.images = 0
 
     def forward(self, *args, **kwargs):
+        self.calls += 1
+        self.images += int(args[0].shape[0])
+        if self.clock is None:
+            return self.net(*args, **kwargs)
         t0 = time.perf_counter()
         out = self.net(*args, **kwargs)
         self.clock[0] += time.perf_counter() - t0
@@ -247,9 +254,10 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
 
     ``runs``: ``[(method, T, batch, FastPath), ...]``. On a CPU the time inside the networks is
     clocked call by call; on CUDA (asynchronous) it is estimated as the batched calls times each
-    network's seconds per call measured at the same batch and fast path in this run."""
+    network's seconds per call measured at the same batch and fast path in this run. Calls are
+    counted per network role (``sampler.networks``: IR-SDE's network as ``irsde``)."""
     from .fast import fast_sampler
-    from .sampling import NETWORK_ATTRIBUTES, build_sampler, sampler_preset
+    from .sampling import build_sampler, sampler_preset
 
     device = torch.device(device)
     budget = budget or Budget(None)
@@ -273,42 +281,39 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
             preset_T = sampler_preset(T)
         sampler = fast_sampler(build_sampler(method, nets, sde, configs, preset=preset_T,
                                              canny_sigma=prof.canny_sigma), fast)
-        clock = [0.0]
-        if cpu:
-            for attr in NETWORK_ATTRIBUTES.values():
-                if getattr(sampler, attr, None) is not None:
-                    setattr(sampler, attr, _TimedNetwork(getattr(sampler, attr), clock))
-        else:   # per-call seconds first: this also warms up cuDNN's autotuning at this batch
-            for n in _networks_of(method):
+        if not cpu:   # per-call seconds first: this also warms up cuDNN's autotuning at this batch
+            for n, net in sampler.networks.items():
                 key = (n, batch, fast.label())
                 if key not in per_call:
-                    net = getattr(sampler, NETWORK_ATTRIBUTES[n])
                     args = network_inputs(n, preset, batch, device, torch.Generator(device=device).manual_seed(1))
                     kwargs = {"stddev_group": 1} if n == "discriminator" else {}
                     with torch.inference_mode():
                         per_call[key] = time_per_call(lambda: net(*args, **kwargs), device, min_seconds=0.2)
+        clock = [0.0]
+        meters = {n: _MeteredNetwork(net, clock if cpu else None) for n, net in sampler.networks.items()}
+        sampler = sampler.with_networks(meters)
         with torch.inference_mode():
             if hasattr(sampler, "structure_ends"):      # imports scikit-image's Canny outside the clock
                 sampler.structure_ends(img[:1], known[:1])
             synchronize(device)
             t0 = time.perf_counter()
-            res = sampler.sample(img, known, generator=torch.Generator(device=device).manual_seed(seed))
+            sampler.sample(img, known, generator=torch.Generator(device=device).manual_seed(seed))
             synchronize(device)
             sec = time.perf_counter() - t0
         if cpu:
             network_sec, how = clock[0], "clocked"
         else:
-            network_sec = sum(_calls_of(res, n) * per_call[(n, batch, fast.label())] for n in _networks_of(method))
+            network_sec = sum(m.calls * per_call[(n, batch, fast.label())] for n, m in meters.items())
             how = "estimated"
-        nfe = {n: float(v.float().mean()) for n, v in res.nfe.items()}
+        nfe = {n: m.images / batch for n, m in meters.items()}
         rows.append({"method": method, "T": T, "batch": batch, "fast_path": fast.label(), "pairing": pairing,
                      "seconds_per_image": sec / batch, "seconds_per_batch": sec,
-                     "nfe_per_image": nfe, "batched_calls": dict(res.calls),
+                     "nfe_per_image": nfe, "batched_calls": {n: m.calls for n, m in meters.items()},
                      "network_seconds": network_sec, "network_seconds_method": how,
-                     "seconds_per_call": {n: per_call[(n, batch, fast.label())] for n in _networks_of(method)
+                     "seconds_per_call": {n: per_call[(n, batch, fast.label())] for n in meters
                                           if (n, batch, fast.label()) in per_call},
                      "overhead_fraction": (sec - network_sec) / network_sec if network_sec > 0 else None,
-                     "network_gflops_per_image": sum(v * gflops.get(n, 0.0) for n, v in nfe.items())})
+                     "network_gflops_per_image": sum(v * gflops[n] for n, v in nfe.items())})
     return rows
 
 
@@ -318,14 +323,6 @@ def warnings_suppressed():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-def _calls_of(result, network: str) -> int:
-    """Batched calls of ``network`` in a SampleResult (the IR-SDE sampler counts its one network
-    under "texture")."""
-    if network == "irsde":
-        return result.calls.get("irsde", result.calls.get("texture", 0))
-    return result.calls.get(network, 0)
 
 
 def _networks_of(method: str):
@@ -521,17 +518,17 @@ def tables(result: dict) -> str:
                 lines.append(f"* {json.dumps(r)}")
         lines.append("")
     if isinstance(sec.get("samplers"), list):
-        lines += ["| sampler | T | batch | fast path | s / image | structure | texture | discriminator | "
-                  "network GFLOPs / image | overhead |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+        lines += ["| sampler | T | batch | fast path | s / image | " + " | ".join(NETWORK_NAMES) +
+                  " | network GFLOPs / image | overhead |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in sec["samplers"]:
             if "skipped" in r:
-                lines.append(f"| {r['method']} | {r.get('T', '')} | skipped ({r['skipped']}) ||||||||")
+                lines.append(f"| {r['method']} | {r.get('T', '')} | skipped ({r['skipped']}) |||||||||")
                 continue
             nfe = r["nfe_per_image"]
             ov = r["overhead_fraction"]
             lines.append(f"| {r['method']} | {r['T']} | {r['batch']} | {r['fast_path']} | {r['seconds_per_image']:.3f} | "
-                         f"{nfe.get('structure', 0):.0f} | {nfe.get('texture', 0):.0f} | {nfe.get('discriminator', 0):.0f} | "
-                         f"{_fmt(r['network_gflops_per_image'])} | {_percent(ov, 1)} |")
+                         + " | ".join(f"{nfe.get(n, 0):.0f}" for n in NETWORK_NAMES) +
+                         f" | {_fmt(r['network_gflops_per_image'])} | {_percent(ov, 1)} |")
         lines.append("")
     if isinstance(sec.get("checks"), dict):
         lines += ["Fast-path accuracy (max |difference| / max |output|, random weights):", ""]

@@ -114,14 +114,9 @@ def prepare_network(net: Optional[nn.Module], fast: FastPath) -> Optional[nn.Mod
 
 
 def fast_sampler(sampler, fast: FastPath):
-    """A shallow copy of ``sampler`` whose networks are :func:`prepare_network` copies."""
-    from .sampling import NETWORK_ATTRIBUTES
-
-    out = copy.copy(sampler)
-    for attr in NETWORK_ATTRIBUTES.values():
-        if hasattr(out, attr):
-            setattr(out, attr, prepare_network(getattr(out, attr), fast))
-    return out
+    """A copy of ``sampler`` (:meth:`~strdiff_edu.sampling.Sampler.with_networks`) running
+    :func:`prepare_network` copies of each of its ``networks``."""
+    return sampler.with_networks({role: prepare_network(net, fast) for role, net in sampler.networks.items()})
 
 
 __all__ = ["FastPath", "FastNetwork", "fold_spectral_norm", "prepare_network", "fast_sampler"]

@@ -14,6 +14,10 @@ survives a call). They share one interface::
 * returns a :class:`SampleResult` whose ``image`` is the **final merge**
   ``known * image + (1 - known) * sample``: the known pixels come back exactly.
 
+``sampler.networks`` names the networks by role (``irsde``; ``structure``, ``texture``,
+``discriminator``) and ``sampler.with_networks({...})`` gives a copy running others in those
+roles (:class:`Sampler`): how the fast path and the benchmarks reach them.
+
 All the SDE arithmetic is :class:`~strdiff_edu.sde.MeanRevertingSDE`'s (``prior_sample``,
 ``reverse_step``, ``reverse_ode_step``, ``forward_step``, ``sample_transition``,
 ``sample_marginal``); this module only orchestrates.
@@ -98,6 +102,7 @@ re-noising and, with ``reimpose``, the known-pixel re-imposition remain random.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -111,9 +116,6 @@ from .sde import MeanRevertingSDE
 from .structure import edge_map, grayscale, structure_pair
 
 MODES = ("corrected", "official")
-#: Which sampler attribute holds which network (IRSDESampler has ``net``; StrDiffusionSampler the rest).
-NETWORK_ATTRIBUTES = {"irsde": "net", "texture": "texture_net", "structure": "structure_net",
-                      "discriminator": "disc"}
 RULES = ("official", "paper", "scheduled-threshold", "always")
 THRESHOLD_RULES = ("paper", "scheduled-threshold")
 LATE_GUIDES = ("gray", "mean")
@@ -351,6 +353,38 @@ class _Trajectory:
                 "structure": torch.stack(self.x) if self.x else None}
 
 
+class Sampler:
+    """What every sampler shares: its networks, held by role.
+
+    ``sampler.networks`` is ``{role: network}`` for the networks it has: ``{"irsde": ...}`` for
+    :class:`IRSDESampler`; ``{"structure": ..., "texture": ...}`` plus ``"discriminator"`` when
+    given, for :class:`StrDiffusionSampler`. ``sampler.with_networks({role: net})`` is a shallow
+    copy that runs other networks in those roles (the fast path's copies, a timing wrapper) and
+    leaves the original alone."""
+
+    name = "sampler"
+
+    def __init__(self, **networks: Optional[torch.nn.Module]):
+        self._nets = dict(networks)
+
+    @property
+    def networks(self) -> Dict[str, torch.nn.Module]:
+        return {role: net for role, net in self._nets.items() if net is not None}
+
+    def with_networks(self, networks: Dict[str, torch.nn.Module]) -> "Sampler":
+        unknown = sorted(set(networks) - set(self.networks))
+        if unknown:
+            raise ValueError(f"{self.name} has no {', '.join(unknown)} network; its networks are "
+                             f"{', '.join(self.networks)}")
+        out = copy.copy(self)
+        out._nets = {**self._nets, **networks}
+        return out
+
+    def _check_devices(self, image: torch.Tensor) -> None:
+        for role, net in self.networks.items():
+            _check_device(net, image, role)
+
+
 # ----------------------------------------------------------------------------- IR-SDE
 @dataclass
 class RePaint:
@@ -367,7 +401,7 @@ class RePaint:
         return self.repeats or self.preset.u_min
 
 
-class IRSDESampler:
+class IRSDESampler(Sampler):
     """The IR-SDE baseline: texture-only reverse SDE from ``mu + lambda z``, ``net(y_t, mu, t)``.
 
     ``repaint``: optional :class:`RePaint` resampling (the texture's known region then follows the
@@ -381,11 +415,12 @@ class IRSDESampler:
 
     def __init__(self, net: torch.nn.Module, sde: MeanRevertingSDE, stochastic: bool = True,
                  repaint: Optional[RePaint] = None, reimpose: bool = False, noise_scale: float = 1.0):
-        self.net, self.sde, self.stochastic, self.repaint = net, sde, stochastic, repaint
+        super().__init__(irsde=net)
+        self.sde, self.stochastic, self.repaint = sde, stochastic, repaint
         self.reimpose, self.noise_scale = reimpose, noise_scale
 
     def _step(self, y, mu, t, generator):
-        noise = self.net(y, mu, t)
+        noise = self._nets["irsde"](y, mu, t)
         if self.stochastic:
             return self.sde.reverse_step(y, noise, mu, t, generator=generator, noise_scale=self.noise_scale)
         return self.sde.reverse_ode_step(y, noise, mu, t)
@@ -396,7 +431,7 @@ class IRSDESampler:
                return_trajectory: bool = False) -> SampleResult:
         start = time.perf_counter()
         image, known = check_inputs(image, known)
-        _check_device(self.net, image, "IR-SDE")
+        self._check_devices(image)
         sde, B = self.sde, image.shape[0]
         mu = image * known
         count = _Counter(B, image.device, ("texture",))
@@ -432,7 +467,7 @@ class IRSDESampler:
 
 
 # ----------------------------------------------------------------------------- StrDiffusion
-class StrDiffusionSampler:
+class StrDiffusionSampler(Sampler):
     """StrDiffusion's sampler: structure-guided texture denoising (book:
     {ref}`eq-structure-guided-step`), optional adaptive resampling (paper Eq. 17; book:
     {ref}`eq-adaptive-resampling`).
@@ -496,7 +531,7 @@ class StrDiffusionSampler:
             if resampling.rule != "always" and discriminator is None:
                 raise ValueError(f"the {resampling.rule!r} resampling rule needs the discriminator "
                                  "(load discriminator.pt) or use rule='always'")
-        self.texture_net, self.structure_net, self.disc = texture_net, structure_net, discriminator
+        super().__init__(structure=structure_net, texture=texture_net, discriminator=discriminator)
         self.sde, self.resampling, self.mode, self.late_guide = sde, resampling, mode, late_guide
         self.switch_fraction, self.pairing, self.canny_sigma = switch_fraction, pairing, canny_sigma
         self.stochastic, self.early_exit, self.compact = stochastic, early_exit, compact
@@ -525,10 +560,10 @@ class StrDiffusionSampler:
         return self.sde.reverse_ode_step(v, noise, mean, t)
 
     def _structure_step(self, x, mu_x, t, generator):
-        return self._reverse(x, self.structure_net(x, mu_x, t), mu_x, t, generator)
+        return self._reverse(x, self._nets["structure"](x, mu_x, t), mu_x, t, generator)
 
     def _texture_step(self, y, mu, t, guide, generator):
-        return self._reverse(y, self.texture_net(y, mu, t, guide), mu, t, generator)
+        return self._reverse(y, self._nets["texture"](y, mu, t, guide), mu, t, generator)
 
     def _renoise(self, x, mu_x, t, r, generator):
         """Lift the structure from level t-1 to t+r-1: the exact transition of the SDE
@@ -552,9 +587,10 @@ class StrDiffusionSampler:
         takes ``stddev_group`` (ours does), else one call per image."""
         if self.mode == "official":
             y = y * known
+        disc = self._nets["discriminator"]
         if self._disc_takes_group:
-            return self.disc(y, x, t, stddev_group=1).reshape(-1).float()
-        return torch.cat([self.disc(y[i:i + 1], x[i:i + 1], t).reshape(1).float() for i in range(y.shape[0])])
+            return disc(y, x, t, stddev_group=1).reshape(-1).float()
+        return torch.cat([disc(y[i:i + 1], x[i:i + 1], t).reshape(1).float() for i in range(y.shape[0])])
 
     def _score_calls(self, batch: int) -> int:
         return 1 if self._disc_takes_group else batch
@@ -566,8 +602,7 @@ class StrDiffusionSampler:
                return_trajectory: bool = False) -> SampleResult:
         start = time.perf_counter()
         image, known = check_inputs(image, known)
-        for net, name in ((self.texture_net, "texture"), (self.structure_net, "structure"), (self.disc, "discriminator")):
-            _check_device(net, image, name)
+        self._check_devices(image)
         sde, B, official = self.sde, image.shape[0], self.mode == "official"
         mu = image * known
         x0k, mu_x = self.structure_ends(image, known)

@@ -205,7 +205,7 @@ def test_benchmark_runs_and_reports(tmp_path):
     assert {row["network"] for row in nets_rows} == {"texture", "structure", "irsde", "discriminator"}
     assert all(row["forward_images_per_s"] > 0 and row["gflops_forward"] > 0 for row in nets_rows)
     rows = saved["sections"]["samplers"]
-    assert rows[0]["nfe_per_image"] == {"texture": 6.0}
+    assert rows[0]["nfe_per_image"] == {"irsde": 6.0}
     assert rows[1]["nfe_per_image"]["structure"] >= 6 - 2 + 1         # at least the early steps
     for row in rows:   # time inside the networks is clocked: it cannot exceed the wall time
         assert 0 < row["network_seconds"] <= row["seconds_per_batch"]
@@ -213,6 +213,21 @@ def test_benchmark_runs_and_reports(tmp_path):
     assert saved["sections"]["checks"]["discriminator_batched_vs_single"] < 1e-5
     text = bench.tables(r)
     assert "| irsde | 6 | 1 | plain |" in text and "strdiff-resample" in text
+
+
+def test_sampler_timing_counts_each_network_in_its_own_role():
+    from strdiff_edu.models.summary import measure
+    rows = bench.sampler_timing([("irsde", 4, 2, FastPath()), ("strdiff", 4, 2, FastPath())], "tiny", "cpu")
+    irsde, strdiff = rows
+    assert irsde["nfe_per_image"] == {"irsde": 4.0} and irsde["batched_calls"] == {"irsde": 4}
+    g = {n: measure("tiny", n)["gflops"] for n in ("irsde", "texture", "structure")}
+    assert g["irsde"] != g["texture"]       # so counting IR-SDE's calls as texture calls would show
+    assert irsde["network_gflops_per_image"] == pytest.approx(4 * g["irsde"])
+    early = 4 - 1 + 1                       # t = 4 .. floor(0.4 * 4) = 1
+    assert strdiff["nfe_per_image"] == {"structure": early, "texture": 4.0}
+    assert strdiff["network_gflops_per_image"] == pytest.approx(early * g["structure"] + 4 * g["texture"])
+    assert "| irsde | 4 | 2 | plain |" in bench.tables({"environment": {"device": "cpu", "torch": "x", "threads": 1},
+                                                         "preset": "tiny", "T": 4, "sections": {"samplers": rows}})
 
 
 def test_bench_cli_parses_and_rejects_unknown_plans():
@@ -229,7 +244,7 @@ def test_make_method_uses_the_exact_cpu_fast_path_by_default(nets):
     img, known = _images()
     fast = make_method("strdiff", nets, sde, canny_sigma=1.0)
     exact = make_method("strdiff", nets, sde, canny_sigma=1.0, fast=False)
-    assert fast.texture_net is not nets["texture"] and exact.texture_net is nets["texture"]
+    assert fast.networks["texture"] is not nets["texture"] and exact.networks["texture"] is nets["texture"]
     a = fast.sample(img, known, generator=torch.Generator().manual_seed(0)).image
     b = exact.sample(img, known, generator=torch.Generator().manual_seed(0)).image
     assert (a - b).abs().max() < 1e-5

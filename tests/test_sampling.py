@@ -103,6 +103,27 @@ def test_deterministic_under_a_seed(tiny_nets):
     assert not torch.equal(a.image, c.image)
 
 
+def test_samplers_show_their_networks_by_role_and_swap_them_on_a_copy(tiny_nets):
+    sde = MeanRevertingSDE(T=3)
+    irsde = build_sampler("irsde", tiny_nets, sde, preset=SamplerPreset(3, 3, 1, 2, 2))
+    plain = build_sampler("strdiff", {k: v for k, v in tiny_nets.items() if k != "discriminator"}, sde,
+                          preset=SamplerPreset(3, 3, 1, 2, 2))
+    full = build_sampler("strdiff-resample", tiny_nets, sde, preset=SamplerPreset(3, 3, 1, 2, 2))
+    assert irsde.networks == {"irsde": tiny_nets["irsde"]}
+    assert plain.networks == {"structure": tiny_nets["structure"], "texture": tiny_nets["texture"]}
+    assert full.networks == {n: tiny_nets[n] for n in ("structure", "texture", "discriminator")}
+    stub = ZeroNoise()
+    swapped = full.with_networks({"texture": stub})
+    assert swapped.networks["texture"] is stub and full.networks["texture"] is tiny_nets["texture"]
+    img, known = _image(1)
+    swapped.sample(img, known, generator=torch.Generator().manual_seed(0))
+    assert stub.calls >= sde.T                   # the copy runs the network it was given
+    with pytest.raises(ValueError, match="no discriminator network"):
+        plain.with_networks({"discriminator": tiny_nets["discriminator"]})
+    with pytest.raises(ValueError, match="no texture network"):
+        irsde.with_networks({"texture": stub})
+
+
 def test_bad_inputs_are_refused(tiny_nets):
     sde = MeanRevertingSDE(T=3)
     s = build_sampler("strdiff", tiny_nets, sde, preset=SamplerPreset(3, 3, 1, 2, 2))
