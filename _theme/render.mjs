@@ -734,7 +734,7 @@ class PageRenderer {
   }
 
   // Small Markdown subset for text/markdown outputs (IPython.display.Markdown): paragraphs,
-  // headings, bullet lists, pipe tables (GFM: a header row, a |---|:---:| row, body rows),
+  // headings, bullet lists, pipe tables (GFM: a header row, a |---|:---:| row, body rows), fenced code,
   // inline code, math, emphasis, links and <br>.
   markdownOutput(src) {
     const inline = (t) => {
@@ -766,9 +766,18 @@ class PageRenderer {
       const body = lines.slice(2).filter((l) => l.trim()).map((l) => row(l, 'td')).join('');
       return `<div class="table-wrapper"><table><thead>${row(lines[0], 'th')}</thead><tbody>${body}</tbody></table></div>`;
     };
+    // fenced code blocks (```lang ... ```) first: they may hold blank lines; each becomes a
+    // highlighted code block like a page's own, kept out of the paragraph split by a placeholder
+    const fenced = [];
+    // (an info string `python title="..."` names the block, shown above it like a filename)
+    src = src.replace(/\r\n/g, '\n').replace(/^```([\w+-]*)([^\n]*)\n([\s\S]*?)^```[ \t]*$/gm, (_, lang, info, value) => {
+      const title = info.match(/title="([^"]*)"/);
+      fenced.push(this.code({ value: value.replace(/\n$/, ''), lang: lang || undefined, filename: title ? title[1] : undefined }));
+      return `\n\n\u0001${fenced.length - 1}\u0001\n\n`;
+    });
     // split into blocks at blank lines, and around tables (a table needs no blank line before it)
     const blocks = [];
-    for (const para of src.replace(/\r\n/g, '\n').split(/\n{2,}/)) {
+    for (const para of src.split(/\n{2,}/)) {
       const lines = para.split('\n');
       let start = 0;
       for (let i = 0; i + 1 < lines.length; i += 1) {
@@ -786,6 +795,8 @@ class PageRenderer {
     return blocks
       .map((para) => {
         if (para.table) return table(para.table);
+        const f = para.trim().match(/^\u0001(\d+)\u0001$/);
+        if (f) return fenced[Number(f[1])];
         if (!para.trim()) return '';
         const h = para.match(/^(#{1,6})\s+(.*)$/);
         if (h) return `<p class="md-heading"><strong>${inline(h[2])}</strong></p>`;

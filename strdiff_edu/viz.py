@@ -127,3 +127,82 @@ def plot_unet(net, *inputs, title: Optional[str] = None):
     ax.set_title(title or f"{type(net).__name__}: output of each stage")
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- tables and code
+class _Markdown:
+    """A Markdown string that notebooks display as Markdown (and print as itself)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence], align: Optional[str] = None) -> _Markdown:
+    """A pipe table of ``rows`` under ``header``, displayed as a table in a notebook.
+
+    ``align`` holds one letter per column: ``l`` (left), ``r`` (right) or ``c`` (centre); by
+    default the first column is left-aligned and the others right-aligned (numbers). Cells are
+    formatted with ``str``; a ``|`` inside a cell is escaped.
+    """
+    align = align or "l" + "r" * (len(header) - 1)
+    if len(align) != len(header) or any(len(r) != len(header) for r in rows):
+        raise ValueError("markdown_table: header, align and every row need the same number of columns")
+    rule = {"l": ":---", "r": "---:", "c": ":---:"}
+
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return _Markdown("\n".join([line(header), "|" + "|".join(rule[a] for a in align) + "|"]
+                               + [line(r) for r in rows]))
+
+
+class _Source(_Markdown):
+    """Python source shown as a highlighted code block, headed by where it lives."""
+
+    def __init__(self, code: str, where: str):
+        super().__init__(f'```python title="{where}"\n{code.rstrip()}\n```')
+        self.code, self.where = code, where
+
+    def __repr__(self) -> str:
+        return f"# {self.where}\n{self.code.rstrip()}"
+
+    __str__ = __repr__
+
+
+def show_source(obj, start: Optional[str] = None, stop: Optional[str] = None) -> _Source:
+    """The source of a library function, method or class, displayed as a code block.
+
+    ``start`` and ``stop`` cut an excerpt: from the first line containing ``start`` up to and
+    including the first later line containing ``stop`` (at the excerpt's own indentation, dedented).
+    The heading names the file (relative to the package's parent folder) and the line numbers.
+    """
+    import inspect
+    import textwrap
+    from pathlib import Path
+
+    target = inspect.unwrap(obj)
+    lines, first = inspect.getsourcelines(target)
+    lo, hi = 0, len(lines)
+    if start is not None:
+        lo = next((i for i, l in enumerate(lines) if start in l), None)
+        if lo is None:
+            raise ValueError(f"show_source: {start!r} not found in {target.__qualname__}")
+    if stop is not None:
+        end = next((i for i in range(lo + 1 if start is not None else 0, len(lines)) if stop in lines[i]), None)
+        if end is None:
+            raise ValueError(f"show_source: {stop!r} not found in {target.__qualname__}")
+        hi = end + 1
+    code = textwrap.dedent("".join(lines[lo:hi]))
+    path = Path(inspect.getsourcefile(target)).resolve()
+    root = Path(__file__).resolve().parents[1]
+    rel = path.relative_to(root) if path.is_relative_to(root) else path.name
+    where = f"{rel}, lines {first + lo}–{first + hi - 1}: {target.__qualname__}"
+    return _Source(code, where)
