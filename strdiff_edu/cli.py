@@ -83,10 +83,10 @@ def check_range(flag: str, value, lo=None, hi=None, lo_open=False, hi_open=False
 
 
 def _nearest_existing(path: Path) -> Path:
-    p = path.absolute()
+    p = Path(path)
     while not p.exists() and p != p.parent:
         p = p.parent
-    return p
+    return p if p.exists() else Path(".")
 
 
 def check_output_dir(flag: str, path) -> Path:
@@ -104,8 +104,8 @@ def check_output_dir(flag: str, path) -> Path:
 
 def check_output_file(flag: str, path, extensions: Sequence[str] = IMAGE_OUTPUT_EXTENSIONS) -> Path:
     """A file the command will write: a known extension, not a folder, its folder writable."""
-    path = Path(path)
-    if path.is_dir() or str(path).endswith(("/", os.sep)):
+    raw, path = str(path), Path(path)
+    if path.is_dir() or raw.endswith(("/", os.sep)):
         raise UsageError(f"{flag} {path} is a folder; give a file name such as {path / ('out' + extensions[0])}")
     if path.suffix.lower() not in extensions:
         what = f"has no extension" if not path.suffix else f"has the extension {path.suffix!r}"
@@ -228,9 +228,8 @@ def cmd_schedule(args) -> int:
 def cmd_book(args) -> int:
     script = REPO_ROOT / "scripts" / "build_book.sh"
     if not script.exists():
-        print(f"error: {script} not found; `strdiff book` needs a source checkout of strdiff_edu "
-              "(pip install -e .)", file=sys.stderr)
-        return 2
+        raise UsageError(f"{script} not found; `strdiff book` needs a source checkout of strdiff_edu "
+                         "(pip install -e .)")
     env = dict(os.environ)
     if args.preset:
         env["STRDIFF_PROFILE"] = args.preset
@@ -283,9 +282,7 @@ def cmd_data(args) -> int:
         return 0
     script = REPO_ROOT / "data_scripts" / "prepare.py"
     if not script.exists():
-        print(f"error: {script} not found; `strdiff data prepare` needs a source checkout",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"{script} not found; `strdiff data prepare` needs a source checkout (pip install -e .)")
     return subprocess.call([sys.executable, str(script), *args.rest])
 
 

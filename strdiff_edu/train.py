@@ -415,9 +415,10 @@ def validate_config(cfg: TrainConfig) -> Profile:
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is an existing file, not a folder; pass a folder path")
-    base = out.absolute()
+    base = Path(out)
     while not base.exists() and base != base.parent:
         base = base.parent
+    base = base if base.exists() else Path(".")
     if not base.is_dir():
         raise UsageError(f"--out {out} lies under {base}, which is a file; pass a folder path")
     if not os.access(base, os.W_OK | os.X_OK):

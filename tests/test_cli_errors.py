@@ -405,6 +405,7 @@ def _wait_for(path, proc, timeout=240):
     assert Path(path).exists()
 
 
+@pytest.mark.slow
 def test_busy_out_sigterm_and_ctrl_c(tmp_path, capsys):
     """A second training into a busy --out is refused; SIGTERM saves and exits 143; Ctrl-C saves
     and exits 130 with one line; both resume."""
@@ -572,3 +573,34 @@ def test_data_masks_refuses_an_existing_file_and_writes_into_a_folder(tmp_path, 
     rc, _, err = run_cli(["data", "masks", "--out", tmp_path / "m", "--per-bin", "1", "--size", "16",
                           "--bins", "10-20"], capsys)
     assert rc == 2 and "is an existing file" in err and (tmp_path / "m").read_text() == "x"
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical_despite_the_stale_lock(tmp_path):
+    """SIGKILL leaves a stale lock (and maybe a temporary file); --resume takes the lock over and
+    ends with exactly the EMA weights of an uninterrupted run."""
+    common = dict(stage="structure", preset="tiny", batch_size=1, crops_per_scene=2, steps=30, checkpoint_every=1,
+                  ema_every=1, progress=False)
+    train(TrainConfig(out=str(tmp_path / "ref"), **common))
+    run = tmp_path / "killed"
+    proc = _start(["train", "--stage", "structure", "--preset", "tiny", "--batch-size", "1", "--crops-per-scene", "2",
+                   "--steps", "30", "--checkpoint-every", "1", "--ema-every", "1", "--no-progress", "--out", run])
+    try:
+        end = time.time() + 240
+        while time.time() < end:
+            assert proc.poll() is None, proc.communicate()
+            if (run / "last.pt").exists() and load_checkpoint(run / "last.pt")["step"] >= 3:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert (run / "train.lock").exists()
+    stopped = load_checkpoint(run / "last.pt")["step"]
+    assert 3 <= stopped < 30
+    train(TrainConfig(out=str(run), **common), resume=True)
+    ref, got = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(run / "last.pt")
+    assert got["step"] == ref["step"] == 30
+    assert all(torch.equal(ref["ema"][k], got["ema"][k]) for k in ref["ema"])
+    assert not (run / "train.lock").exists()
