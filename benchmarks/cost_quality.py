@@ -47,7 +47,7 @@ from strdiff_edu.evaluate import evaluate  # noqa: E402
 from strdiff_edu.masks import PAPER_BINS, bin_name  # noqa: E402
 from strdiff_edu.models import config_from_dict, model_config  # noqa: E402
 from strdiff_edu.models.summary import forward_gflops  # noqa: E402
-from strdiff_edu.sampling import SamplerPreset, expected_nfe, sampler_preset  # noqa: E402
+from strdiff_edu.sampling import ResamplingSchedule, expected_nfe, resampling_schedule  # noqa: E402
 
 #: Where each structure network lives (a checkpoint folder holding structure.pt).
 STRUCTURES = {"shipped": ROOT / "weights" / "cpu", "small": ROOT / "weights" / "cpu-cheap",
@@ -163,13 +163,13 @@ def main(argv=None) -> int:
             label, method, structure, switch, rs = VARIANTS[name]
             folder = folders[structure]
             t0 = time.time()
-            preset = None
+            schedule = None
             if switch is not None or rs is not None:
-                preset = SamplerPreset(100, **(rs or OFFICIAL), switch_fraction=switch if switch is not None else 0.4)
+                schedule = ResamplingSchedule(100, **(rs or OFFICIAL), switch_fraction=switch if switch is not None else 0.4)
             per_seed = []
             for seed in args.seeds:
                 res = evaluate([method], images, masks, checkpoint=folder, seed=seed, device=args.device,
-                               progress=False, fid=False, preset=preset)
+                               progress=False, fid=False, preset=schedule)
                 per_seed.append(res["methods"][method])
             T = res["meta"]["T"]
             configs = {k: v["config"]["model"] for k, v in json.loads((folder / "manifest.json").read_text()).items()}
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
 
 
 def write(result: dict, runs: dict, out, t_start: float) -> None:
-    """Add the comparisons (ratio to IR-SDE, paired differences to StrDiffusion, the preset) and
+    """Add the comparisons (ratio to IR-SDE, paired differences to StrDiffusion, the cheap method) and
     write the JSON."""
 
     ref_flops = result["variants"].get("irsde", {}).get("gflops_per_image")
@@ -228,7 +228,7 @@ def write(result: dict, runs: dict, out, t_start: float) -> None:
 
 
 def cheap_summary(result: dict) -> dict:
-    """The ``strdiff-cheap`` preset: which measured variant has its settings, its FLOPs ratio to
+    """The ``strdiff-cheap`` method: which measured variant has its settings, its FLOPs ratio to
     IR-SDE, and whether its quality is within the seed spread of shipped StrDiffusion (paired
     mean difference >= minus the spread over seeds of StrDiffusion's bin-averaged score)."""
     from strdiff_edu.sampling import CHEAP_STRUCTURE_VARIANT, CHEAP_SWITCH_FRACTION
@@ -269,9 +269,9 @@ def paper_arithmetic(presets=("cpu", "paper")) -> dict:
         rows = {"irsde": T * g["irsde"]}
         for s_name, s_key in (("", "structure"), ("small ", "structure-small"), ("micro ", "structure-micro")):
             for sf in (0.4, 0.6, 0.8):
-                n = expected_nfe(T, SamplerPreset(T, 6, 3, 5, 5, switch_fraction=sf), {})
+                n = expected_nfe(T, ResamplingSchedule(T, 6, 3, 5, 5, switch_fraction=sf), {})
                 rows[f"{s_name}strdiff sf{sf}"] = n["structure"] * g[s_key] + n["texture"] * g["texture"]
-        rp = sampler_preset(T)
+        rp = resampling_schedule(T)
         from strdiff_edu.sampling import resampled_times
         n = expected_nfe(T, rp, {t: rp.u_min for t, _ in resampled_times(T, rp)})
         rows["strdiff-resample (u_min everywhere)"] = (n["structure"] * g["structure"] + n["texture"] * g["texture"]

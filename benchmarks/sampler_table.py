@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from strdiff_edu import data, get_profile  # noqa: E402
 from strdiff_edu.evaluate import LABELS, make_method, needed_networks  # noqa: E402
 from strdiff_edu.models import build_network  # noqa: E402
-from strdiff_edu.sampling import expected_nfe, load_networks, resampled_times, sampler_preset  # noqa: E402
+from strdiff_edu.sampling import expected_nfe, load_networks, resampled_times, resampling_schedule  # noqa: E402
 
 DEFAULT_METHODS = ("irsde", "irsde-repaint", "strdiff", "strdiff-always", "strdiff-resample", "biharmonic")
 
@@ -55,9 +55,9 @@ def main(argv=None) -> int:
         source = "random-init"
     images, masks = data.eval_pairs(prof.image_size)
     img, known = images[:args.images], masks[(0.3, 0.4)][:args.images]
-    preset = sampler_preset(sde.T)
-    print(f"preset {prof.name}: {prof.image_size} px, T={sde.T}, {args.images} images in one batch, "
-          f"{torch.get_num_threads()} threads, networks {source}; resampling {preset}")
+    schedule = resampling_schedule(sde.T)
+    print(f"profile {prof.name}: {prof.image_size} px, T={sde.T}, {args.images} images in one batch, "
+          f"{torch.get_num_threads()} threads, networks {source}; resampling {schedule}")
     print("| method | s / image | structure | texture | discriminator | batched calls |")
     print("|---|---:|---:|---:|---:|---:|")
     for m in methods:
@@ -68,9 +68,9 @@ def main(argv=None) -> int:
         nfe = {k: float(v.float().mean()) for k, v in r.nfe.items()}
         print(f"| {LABELS.get(m, m)} | {sec:.3f} | {nfe.get('structure', 0):.0f} | {nfe.get('texture', 0):.0f} | "
               f"{nfe.get('discriminator', 0):.0f} | {sum(r.calls.values())} |")
-    times = resampled_times(sde.T, preset)
-    lo = expected_nfe(sde.T, preset, {t: preset.u_min for t, _ in times})
-    hi = expected_nfe(sde.T, preset, {t: preset.u_max - 1 for t, _ in times})
+    times = resampled_times(sde.T, schedule)
+    lo = expected_nfe(sde.T, schedule, {t: schedule.u_min for t, _ in times})
+    hi = expected_nfe(sde.T, schedule, {t: schedule.u_max - 1 for t, _ in times})
     print(f"\nadaptive resampling bounds per image (k_t = u_min .. u_max - 1 at {len(times)} times): "
           f"structure {lo['structure']}-{hi['structure']}, texture {lo['texture']}-{hi['texture']}, "
           f"discriminator {lo['discriminator']}-{hi['discriminator']}")

@@ -257,7 +257,7 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
     network's seconds per call measured at the same batch and fast path in this run. Calls are
     counted per network role (``sampler.networks``: IR-SDE's network as ``irsde``)."""
     from .fast import fast_sampler
-    from .sampling import build_sampler, sampler_preset
+    from .sampling import build_sampler, resampling_schedule
 
     device = torch.device(device)
     budget = budget or Budget(None)
@@ -278,8 +278,8 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
         sde = get_profile(preset, T=T).sde.build()
         img, known = synthetic_batch(prof.image_size, batch, device)
         with warnings_suppressed():
-            preset_T = sampler_preset(T)
-        sampler = fast_sampler(build_sampler(method, nets, sde, configs, preset=preset_T,
+            schedule = resampling_schedule(T)
+        sampler = fast_sampler(build_sampler(method, nets, sde, configs, schedule=schedule,
                                              canny_sigma=prof.canny_sigma), fast)
         if not cpu:   # per-call seconds first: this also warms up cuDNN's autotuning at this batch
             for n, net in sampler.networks.items():
@@ -319,7 +319,7 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
 
 @contextlib.contextmanager
 def warnings_suppressed():
-    """Silence the 'no resampling preset for this T' warning inside benchmarks (the row says T)."""
+    """Silence the 'no resampling schedule for this T' warning inside benchmarks (the row says T)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
@@ -336,7 +336,7 @@ def fast_path_checks(preset: str, device, batch: int = 4, T: int = 10) -> dict:
     output difference per network (fold, channels_last, bf16) relative to the output's scale,
     batched vs one-at-a-time discriminator scores, and the final images of a short IR-SDE and
     StrDiffusion run with every switch vs none (same seed)."""
-    from .sampling import build_sampler, sampler_preset
+    from .sampling import build_sampler, resampling_schedule
 
     device = torch.device(device)
     torch.manual_seed(0)
@@ -367,8 +367,8 @@ def fast_path_checks(preset: str, device, batch: int = 4, T: int = 10) -> dict:
     from .fast import fast_sampler
     for m in ("irsde", "strdiff"):
         with warnings_suppressed():
-            preset_T = sampler_preset(T)
-        s = build_sampler(m, nets, sde, configs, preset=preset_T, canny_sigma=prof.canny_sigma)
+            schedule = resampling_schedule(T)
+        s = build_sampler(m, nets, sde, configs, schedule=schedule, canny_sigma=prof.canny_sigma)
         a = s.sample(img, known, generator=torch.Generator(device=device).manual_seed(0)).image
         b = fast_sampler(s, FastPath.for_device(device)).sample(
             img, known, generator=torch.Generator(device=device).manual_seed(0)).image

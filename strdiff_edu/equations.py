@@ -171,13 +171,6 @@ EQUATIONS: Tuple[PaperEquation, ...] = (
 )
 
 
-def by_number(number: int) -> PaperEquation:
-    for eq in EQUATIONS:
-        if eq.number == number:
-            return eq
-    raise KeyError(f"no paper equation {number}")
-
-
 def book_labels(book: Optional[Path] = None) -> Set[str]:
     """Every MyST label defined in the book's pages (math ``:label:``, ``(label)=`` targets);
     ``book`` defaults to the repository's ``book/`` folder."""

@@ -121,9 +121,15 @@ THRESHOLD_RULES = ("paper", "scheduled-threshold")
 LATE_GUIDES = ("gray", "mean")
 
 
-# ----------------------------------------------------------------------------- presets
+# ----------------------------------------------------------------------------- schedules
+def switch_step(T: int, switch_fraction: float = 0.4) -> int:
+    """The last early-stage step: the early (structure-guided) stage is ``t >= floor(switch_fraction
+    * T)``, at least ``t >= 1``."""
+    return max(1, int(math.floor(switch_fraction * T)))
+
+
 @dataclass(frozen=True)
-class SamplerPreset:
+class ResamplingSchedule:
     """The adaptive-resampling constants of one T (official code, ``sde_utils.py``).
 
     ``u_max``: at most ``u_max - 1`` iterations per resampled time; ``u_min``: at least that many
@@ -148,37 +154,42 @@ class SamplerPreset:
             raise ValueError(f"switch_fraction must lie in (0, 1], got {self.switch_fraction}")
 
     def switch_step(self, T: int) -> int:
-        """The first early-stage step counted from the end: floor(switch_fraction * T), at least 1."""
-        return max(1, int(math.floor(self.switch_fraction * T)))
+        """:func:`switch_step` of ``T`` at this schedule's ``switch_fraction``."""
+        return switch_step(T, self.switch_fraction)
 
 
 #: The official constants: Places2 at T=400 (the active values) and the T=100 comment.
-SAMPLER_PRESETS: Dict[int, SamplerPreset] = {
-    400: SamplerPreset(400, u_max=6, u_min=3, jump=5, re=5),
-    100: SamplerPreset(100, u_max=25, u_min=4, jump=2, re=2),
+RESAMPLING_SCHEDULES: Dict[int, ResamplingSchedule] = {
+    400: ResamplingSchedule(400, u_max=6, u_min=3, jump=5, re=5),
+    100: ResamplingSchedule(100, u_max=25, u_min=4, jump=2, re=2),
 }
 
 
-def sampler_preset(T: int) -> SamplerPreset:
-    """The preset for ``T``; for a T without one, the preset of the nearest tabulated T (with a
+def resampling_schedule(T: int) -> ResamplingSchedule:
+    """The schedule for ``T``; for a T without one, the schedule of the nearest tabulated T (with a
     warning: the official README asks to retune the four constants for every T)."""
-    if T in SAMPLER_PRESETS:
-        return SAMPLER_PRESETS[T]
-    nearest = min(SAMPLER_PRESETS, key=lambda k: abs(math.log(k / T)))
-    warnings.warn(f"no resampling preset for T={T}; using the T={nearest} constants "
+    if T in RESAMPLING_SCHEDULES:
+        return RESAMPLING_SCHEDULES[T]
+    nearest = min(RESAMPLING_SCHEDULES, key=lambda k: abs(math.log(k / T)))
+    warnings.warn(f"no resampling schedule for T={T}; using the T={nearest} constants "
                   "(retune u_max/u_min/jump/re for this T)", stacklevel=2)
-    return replace(SAMPLER_PRESETS[nearest], T=T)
+    return replace(RESAMPLING_SCHEDULES[nearest], T=T)
+
+
+#: The former names of :class:`ResamplingSchedule` and :func:`resampling_schedule`.
+SamplerPreset = ResamplingSchedule
+sampler_preset = resampling_schedule
 
 
 @dataclass(frozen=True)
 class Resampling:
-    """How the adaptive resampling runs (see the module docstring)."""
+    """How the adaptive resampling runs (see the module docstring); the sampler's ``mode``
+    decides which of the official quirks it reproduces."""
 
-    preset: SamplerPreset
+    schedule: ResamplingSchedule
     rule: str = "official"
     prefer: str = "lower"       # official rule: accept a candidate scoring lower (official) or higher
     threshold: float = 0.0      # paper / scheduled-threshold rules: resample while the logit is below this
-    mode: str = "corrected"
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -187,11 +198,12 @@ class Resampling:
             raise ValueError(f"prefer must be 'lower' or 'higher', got {self.prefer!r}")
 
 
-def resampled_times(T: int, preset: SamplerPreset) -> List[Tuple[int, int]]:
+def resampled_times(T: int, schedule: ResamplingSchedule, switch: Optional[int] = None) -> List[Tuple[int, int]]:
     """``[(t, r_t), ...]`` in sampling order: early-stage t with ``t % jump == 0`` and their
-    jump lengths ``r_t = min(re, T + 1 - t)``."""
-    lo = preset.switch_step(T)
-    return [(t, min(preset.re, T + 1 - t)) for t in range(T, lo - 1, -1) if t % preset.jump == 0]
+    jump lengths ``r_t = min(re, T + 1 - t)``; the early stage ends at ``switch`` (default: the
+    schedule's :meth:`~ResamplingSchedule.switch_step`)."""
+    lo = schedule.switch_step(T) if switch is None else switch
+    return [(t, min(schedule.re, T + 1 - t)) for t in range(T, lo - 1, -1) if t % schedule.jump == 0]
 
 
 def paper_rule_times(T: int, switch_step: int) -> List[Tuple[int, int]]:
@@ -199,7 +211,7 @@ def paper_rule_times(T: int, switch_step: int) -> List[Tuple[int, int]]:
     return [(t, 1) for t in range(T, switch_step - 1, -1)]
 
 
-def expected_nfe(T: int, preset: SamplerPreset, iterations: Dict[int, int], rule: str = "official",
+def expected_nfe(T: int, schedule: ResamplingSchedule, iterations: Dict[int, int], rule: str = "official",
                  averages: Optional[Dict[int, int]] = None) -> Dict[str, int]:
     """The call-count formula of the module docstring (book: {ref}`eq-resampling-nfe`), for
     ``iterations[t] = k_t`` at every resampled time (0 or missing: no resampling there).
@@ -207,8 +219,9 @@ def expected_nfe(T: int, preset: SamplerPreset, iterations: Dict[int, int], rule
     ``rule``: ``"official"`` / ``"always"`` count one reference score per time with ``k_t > 0``;
     the threshold rules score every resampled time (``"paper"``: every early step, ``r_t = 1``).
     ``averages[t]``: early-rejection averages rescored in corrected mode (one call each)."""
-    E = T - preset.switch_step(T) + 1
-    times = paper_rule_times(T, preset.switch_step(T)) if rule == "paper" else resampled_times(T, preset)
+    lo = schedule.switch_step(T)
+    E = T - lo + 1
+    times = paper_rule_times(T, lo) if rule == "paper" else resampled_times(T, schedule, lo)
     ks = {t: iterations.get(t, 0) for t, _ in times}
     refs = len(times) if rule in THRESHOLD_RULES else sum(1 for t, _ in times if ks[t] > 0)
     return {"structure": E + sum(ks[t] * r for t, r in times),
@@ -389,16 +402,16 @@ class Sampler:
 @dataclass
 class RePaint:
     """RePaint-style resampling for the IR-SDE baseline (paper Table 2, case A): at the same times
-    as the adaptive resampling (``preset``), ``repeats`` times: re-noise the whole texture ``r_t``
+    as the adaptive resampling (``schedule``), ``repeats`` times: re-noise the whole texture ``r_t``
     forward steps and denoise it back, pasting the known region's forward marginal before every
     reverse step (RePaint's known-region injection). No discriminator."""
 
-    preset: SamplerPreset
-    repeats: int = 0            # 0: the preset's u_min
+    schedule: ResamplingSchedule
+    repeats: int = 0            # 0: the schedule's u_min
 
     @property
     def n(self) -> int:
-        return self.repeats or self.preset.u_min
+        return self.repeats or self.schedule.u_min
 
 
 class IRSDESampler(Sampler):
@@ -436,7 +449,7 @@ class IRSDESampler(Sampler):
         mu = image * known
         count = _Counter(B, image.device, ("texture",))
         traj = _Trajectory(return_trajectory)
-        times = dict(resampled_times(sde.T, self.repaint.preset)) if self.repaint else {}
+        times = dict(resampled_times(sde.T, self.repaint.schedule)) if self.repaint else {}
         y = sde.prior_sample(mu, generator)
         traj.add(sde.T, y)
         bar = _progress(sde.T, "IR-SDE" + (" + RePaint" if self.repaint else ""), progress)
@@ -484,13 +497,14 @@ class StrDiffusionSampler(Sampler):
         A :class:`Resampling`, or ``None`` for no resampling.
     mode:
         ``"corrected"`` (default) or ``"official"`` (reproduce the official sampler's quirks; see
-        the module docstring). Also sets the resampling's mode. Both modes take ``mu_x`` from the
+        the module docstring), in the main loop and in the resampling. Both modes take ``mu_x`` from the
         edges of the known pixels only; the official test loader runs Canny on the full
         ground-truth image, which ``mode="official"`` does not reproduce (it would leak the hole).
     late_guide:
         ``"gray"`` or ``"mean"``; default ``"gray"`` (corrected) / ``"mean"`` (official).
     switch_fraction:
-        Early stage ``t >= floor(switch_fraction * T)`` (0.4).
+        Early stage ``t >= floor(switch_fraction * T)`` (:func:`switch_step`); default: the
+        resampling schedule's (0.4 in the official ones), 0.4 without resampling.
     pairing, canny_sigma:
         The structure pairing the networks were trained with and Canny's sigma at inference
         (the profile's ``canny_sigma``). The terminal structure uses the known pixels only.
@@ -498,7 +512,7 @@ class StrDiffusionSampler(Sampler):
         ``False``: the reverse-ODE variant (still random: prior, known-structure paste, re-noising).
     early_exit:
         End a resampling loop once every image has stopped (one device-to-host check per
-        iteration); ``False`` always runs the preset's maximum number of iterations, with no wait
+        iteration); ``False`` always runs the schedule's maximum number of iterations, with no wait
         for the device inside the sampling loop (stopped images are then computed but unchanged
         and not counted).
     reimpose:
@@ -517,7 +531,7 @@ class StrDiffusionSampler(Sampler):
 
     def __init__(self, texture_net, structure_net, sde: MeanRevertingSDE, discriminator=None,
                  resampling: Optional[Resampling] = None, mode: str = "corrected",
-                 late_guide: Optional[str] = None, switch_fraction: float = 0.4,
+                 late_guide: Optional[str] = None, switch_fraction: Optional[float] = None,
                  pairing: str = "gray2edge", canny_sigma: float = 2.0, stochastic: bool = True,
                  early_exit: bool = True, compact: Optional[bool] = None, reimpose: bool = False,
                  noise_scale: float = 1.0):
@@ -526,8 +540,9 @@ class StrDiffusionSampler(Sampler):
         late_guide = late_guide or ("mean" if mode == "official" else "gray")
         if late_guide not in LATE_GUIDES:
             raise ValueError(f"unknown late_guide {late_guide!r}; choose one of {', '.join(LATE_GUIDES)}")
+        if switch_fraction is None:
+            switch_fraction = resampling.schedule.switch_fraction if resampling is not None else 0.4
         if resampling is not None:
-            resampling = replace(resampling, mode=mode)
             if resampling.rule != "always" and discriminator is None:
                 raise ValueError(f"the {resampling.rule!r} resampling rule needs the discriminator "
                                  "(load discriminator.pt) or use rule='always'")
@@ -541,7 +556,8 @@ class StrDiffusionSampler(Sampler):
     # -- pieces ---------------------------------------------------------------
     @property
     def switch_step(self) -> int:
-        return max(1, int(math.floor(self.switch_fraction * self.sde.T)))
+        """The last early-stage step (:func:`switch_step`): the early stage is ``t >= switch_step``."""
+        return switch_step(self.sde.T, self.switch_fraction)
 
     def structure_ends(self, image: torch.Tensor, known: torch.Tensor):
         """``(x0_known, mu_x)``: the structure of the visible pixels (zero in the hole) and the
@@ -615,7 +631,7 @@ class StrDiffusionSampler(Sampler):
         elif rs.rule == "paper":
             times = dict(paper_rule_times(sde.T, lo))
         else:
-            times = dict(resampled_times(sde.T, rs.preset))
+            times = dict(resampled_times(sde.T, rs.schedule, lo))
         log: List[dict] = []
 
         y = sde.prior_sample(mu, generator)
@@ -695,7 +711,7 @@ class StrDiffusionSampler(Sampler):
         threshold_rule = rs.rule in THRESHOLD_RULES
         if threshold_rule:
             active = ref < rs.threshold
-        n_iter = rs.preset.u_min if rs.rule == "always" else rs.preset.u_max - 1
+        n_iter = rs.schedule.u_min if rs.rule == "always" else rs.schedule.u_max - 1
 
         def pick(mask, a, b):   # per-image choice between two (B, ...) tensors
             return torch.where(mask.view(-1, *([1] * (a.ndim - 1))), a, b)
@@ -738,7 +754,7 @@ class StrDiffusionSampler(Sampler):
             accepted += acc.to(torch.int64)
             if not official:                               # official quirk 3: the score stays stale
                 ref = torch.where(acc, s, ref)
-            if i < rs.preset.u_min:                        # early rejections are averaged in
+            if i < rs.schedule.u_min:                        # early rejections are averaged in
                 x_cur = pick(rej, 0.5 * (x_cur + z), x_cur)
                 y_cur = pick(rej, 0.5 * (y_cur + y_new), y_cur)
                 averaged += rej.to(torch.int64)
@@ -748,7 +764,7 @@ class StrDiffusionSampler(Sampler):
                         count.add("discriminator", rej, n_calls=n)
             else:                                          # a late rejection stops that image
                 active = active & ~rej
-            redone = rej if (i < rs.preset.u_min and not official) else torch.zeros_like(rej)
+            redone = rej if (i < rs.schedule.u_min and not official) else torch.zeros_like(rej)
             rescored.append(torch.where(redone, ref, torch.full_like(ref, float("nan"))))
         # kept on the device: sample() moves the whole log to the CPU once, at the end
         return y_cur, x_cur, {"t": t, "r": r, "iterations": iters, "accepted": accepted, "averaged": averaged,
@@ -769,11 +785,15 @@ class StrDiffusionSampler(Sampler):
 
 
 def sample_in_batches(sampler, images: torch.Tensor, known: torch.Tensor, batch_size: int,
-                      generator: Optional[torch.Generator] = None, progress: bool = False) -> SampleResult:
+                      generator=None, progress: bool = False) -> SampleResult:
     """Run ``sampler`` over many images, ``batch_size`` at a time, and concatenate the results
     (``image``, ``raw``, ``structure``, ``nfe``; ``calls`` and ``seconds`` are summed; the
-    resampling logs are concatenated in batch order). One generator serves all batches, so the
-    result depends on ``batch_size`` but is deterministic for a given seed and batch size."""
+    resampling logs are concatenated in batch order).
+
+    ``generator``: one ``torch.Generator`` serving all batches (the result depends on
+    ``batch_size`` but is deterministic for a given seed and batch size), or a function of the
+    batch's first index returning that batch's generator (e.g. ``lambda i: make_generator(seed +
+    i)``: a batch's result then depends only on its own images and index)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if known.shape[0] == 1 and images.shape[0] > 1:
@@ -781,7 +801,8 @@ def sample_in_batches(sampler, images: torch.Tensor, known: torch.Tensor, batch_
     parts = []
     for start in range(0, images.shape[0], batch_size):
         sl = slice(start, start + batch_size)
-        parts.append(sampler.sample(images[sl], known[sl], generator=generator, progress=progress))
+        gen = generator(start) if callable(generator) else generator
+        parts.append(sampler.sample(images[sl], known[sl], generator=gen, progress=progress))
     cat = lambda xs: torch.cat(xs) if xs and xs[0] is not None else None  # noqa: E731
     calls: Dict[str, int] = {}
     for p in parts:
@@ -859,15 +880,17 @@ def load_networks(folder, networks, sde: MeanRevertingSDE, device="cpu") -> Tupl
 
 
 def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optional[dict] = None,
-                  mode: str = "corrected", preset: Optional[SamplerPreset] = None,
+                  mode: str = "corrected", schedule: Optional[ResamplingSchedule] = None,
                   canny_sigma: Optional[float] = None, threshold: float = 0.0, prefer: str = "lower",
-                  reimpose: Optional[bool] = None, noise_scale: Optional[float] = None):
+                  reimpose: Optional[bool] = None, noise_scale: Optional[float] = None,
+                  preset: Optional[ResamplingSchedule] = None):
     """A sampler for one of :data:`METHODS` from loaded networks (see :func:`load_networks`).
 
-    ``canny_sigma`` defaults to the checkpoint preset's ``canny_sigma``; ``preset`` to
-    :func:`sampler_preset` (T). ``reimpose``: re-impose the texture's known pixels after every
-    reverse step (:func:`reimpose_known`; default :data:`DEFAULT_REIMPOSE`); ``noise_scale``: the
-    factor on the reverse SDE's noise term (default :data:`DEFAULT_NOISE_SCALE`; 1 is the SDE)."""
+    ``canny_sigma`` defaults to the checkpoint profile's ``canny_sigma``; ``schedule`` (also
+    accepted under its former name ``preset``) to :func:`resampling_schedule` (T). ``reimpose``:
+    re-impose the texture's known pixels after every reverse step (:func:`reimpose_known`;
+    default :data:`DEFAULT_REIMPOSE`); ``noise_scale``: the factor on the reverse SDE's noise term
+    (default :data:`DEFAULT_NOISE_SCALE`; 1 is the SDE)."""
     from .profiles import PRESETS
 
     reimpose = DEFAULT_REIMPOSE if reimpose is None else reimpose
@@ -876,19 +899,19 @@ def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optio
         raise ValueError(f"noise_scale must be >= 0, got {noise_scale}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    preset = preset or sampler_preset(sde.T)
+    schedule = schedule or preset or resampling_schedule(sde.T)
     if method.startswith("irsde"):
         return IRSDESampler(nets["irsde"], sde, stochastic=method != "irsde-ode",
-                            repaint=RePaint(preset) if method == "irsde-repaint" else None, reimpose=reimpose,
+                            repaint=RePaint(schedule) if method == "irsde-repaint" else None, reimpose=reimpose,
                             noise_scale=noise_scale)
     cfg = (configs or {}).get("texture", {})
     pairing = cfg.get("structure", {}).get("pairing", "gray2edge")
     if canny_sigma is None:
         canny_sigma = PRESETS[cfg["preset"]].canny_sigma if cfg.get("preset") in PRESETS else 2.0
     rule = {"strdiff-always": "always", "strdiff-resample": "official", "strdiff-paper-rule": "paper"}.get(method)
-    resampling = Resampling(preset, rule=rule, threshold=threshold, prefer=prefer) if rule else None
+    resampling = Resampling(schedule, rule=rule, threshold=threshold, prefer=prefer) if rule else None
     return StrDiffusionSampler(nets["texture"], nets["structure"], sde, discriminator=nets.get("discriminator"),
                                resampling=resampling, mode=mode,
-                               switch_fraction=CHEAP_SWITCH_FRACTION if method == "strdiff-cheap" else preset.switch_fraction,
+                               switch_fraction=CHEAP_SWITCH_FRACTION if method == "strdiff-cheap" else schedule.switch_fraction,
                                pairing=pairing, canny_sigma=canny_sigma, stochastic=method != "strdiff-ode",
                                reimpose=reimpose, noise_scale=noise_scale)

@@ -89,11 +89,6 @@ def check_marginal_solves_odes(deriv: MarginalDerivation) -> bool:
     return bool(ok_mean and ok_var and at_zero)
 
 
-def gaussian_logpdf(x, mean, var) -> sp.Expr:
-    """log N(x; mean, var)."""
-    return -(x - mean) ** 2 / (2 * var) - sp.log(2 * sp.pi * var) / 2
-
-
 def transition(state_prev=y_prev, center=mu) -> Tuple[sp.Expr, sp.Expr]:
     """(mean, variance) of ``state_t | state_{t-1}``: the marginal over one step (book: {ref}`eq-transition`)."""
     return center + A * (state_prev - center), lam ** 2 * (1 - A ** 2)

@@ -1,4 +1,4 @@
-"""Part VI: slimmer structure networks (named model variants) and the ``strdiff-cheap`` preset's
+"""Part VI: slimmer structure networks (named model variants) and the ``strdiff-cheap`` method's
 network-FLOPs budget (at most 1.5x IR-SDE at the same T)."""
 import json
 
@@ -11,7 +11,7 @@ from strdiff_edu.checkpoint import WEIGHTS_ROOT, verify_folder
 from strdiff_edu.models import build_network, config_from_dict, model_config
 from strdiff_edu.models.config import MODEL_VARIANTS
 from strdiff_edu.models.summary import forward_gflops
-from strdiff_edu.sampling import (CHEAP_STRUCTURE_VARIANT, CHEAP_SWITCH_FRACTION, SamplerPreset, build_sampler,
+from strdiff_edu.sampling import (CHEAP_STRUCTURE_VARIANT, CHEAP_SWITCH_FRACTION, ResamplingSchedule, build_sampler,
                                   expected_nfe)
 from strdiff_edu.train import TrainConfig, load_network, train
 
@@ -22,7 +22,7 @@ BUDGET = 1.5
 
 def _calls(T: int, switch_fraction: float) -> dict:
     # resampling constants are irrelevant without resampling; only the switch matters
-    return expected_nfe(T, SamplerPreset(T, 6, 3, 5, 5, switch_fraction=switch_fraction), {})
+    return expected_nfe(T, ResamplingSchedule(T, 6, 3, 5, 5, switch_fraction=switch_fraction), {})
 
 
 def _strdiff_gflops(preset: str, structure_cfg, switch_fraction: float) -> float:

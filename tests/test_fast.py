@@ -8,7 +8,7 @@ import torch
 from strdiff_edu import bench
 from strdiff_edu.fast import FastPath, fast_sampler, fold_spectral_norm, prepare_network
 from strdiff_edu.models import build_network
-from strdiff_edu.sampling import (Resampling, SamplerPreset, StrDiffusionSampler, build_sampler, expected_nfe,
+from strdiff_edu.sampling import (Resampling, ResamplingSchedule, StrDiffusionSampler, build_sampler, expected_nfe,
                                   resampled_times, sample_in_batches)
 from strdiff_edu.sde import MeanRevertingSDE
 
@@ -88,8 +88,8 @@ def test_batched_discriminator_scores_equal_one_image_at_a_time(nets):
 @pytest.mark.parametrize("method", ["irsde", "strdiff", "strdiff-resample"])
 def test_fast_sampler_matches_the_plain_sampler(nets, method):
     sde = MeanRevertingSDE(T=8)
-    preset = SamplerPreset(8, u_max=3, u_min=1, jump=2, re=2)
-    s = build_sampler(method, nets, sde, preset=preset, canny_sigma=1.0)
+    schedule = ResamplingSchedule(8, u_max=3, u_min=1, jump=2, re=2)
+    s = build_sampler(method, nets, sde, schedule=schedule, canny_sigma=1.0)
     img, known = _images()
     a = s.sample(img, known, generator=torch.Generator().manual_seed(0))
     b = fast_sampler(s, FastPath(fold_spectral_norm=True, channels_last=True)).sample(
@@ -123,24 +123,24 @@ class ZeroNoise(torch.nn.Module):
 
 @pytest.mark.parametrize("early_exit,compact", [(True, False), (False, False), (True, True), (False, True)])
 def test_device_side_decisions_count_like_the_formula(early_exit, compact):
-    T, preset = 12, SamplerPreset(12, u_max=5, u_min=2, jump=3, re=2)
+    T, schedule = 12, ResamplingSchedule(12, u_max=5, u_min=2, jump=3, re=2)
     disc = AlwaysOne()
     sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), MeanRevertingSDE(T=T), discriminator=disc,
-                                  resampling=Resampling(preset), canny_sigma=1.0, early_exit=early_exit,
+                                  resampling=Resampling(schedule), canny_sigma=1.0, early_exit=early_exit,
                                   compact=compact)
     img, known = _images(b=3)
     r = sampler.sample(img, known, generator=torch.Generator().manual_seed(0))
-    times = resampled_times(T, preset)
+    times = resampled_times(T, schedule)
     # every candidate is rejected: the first u_min - 1 are averaged in and the average rescored
-    want = expected_nfe(T, preset, {t: preset.u_min for t, _ in times},
-                        averages={t: preset.u_min - 1 for t, _ in times})
+    want = expected_nfe(T, schedule, {t: schedule.u_min for t, _ in times},
+                        averages={t: schedule.u_min - 1 for t, _ in times})
     assert {n: v.tolist() for n, v in r.nfe.items()} == {n: [want[n]] * 3 for n in want}
     assert set(disc.batches) == {3}          # one batched call per scoring, never per image
-    n_times = len(resampled_times(T, preset))
+    n_times = len(resampled_times(T, schedule))
     # masked without early exit: stopped images are still computed (but neither counted nor changed)
-    iterations = preset.u_min if (early_exit or compact) else preset.u_max - 1
+    iterations = schedule.u_min if (early_exit or compact) else schedule.u_max - 1
     assert r.calls["texture"] == T + n_times * iterations
-    assert all(int(e["iterations"].max()) == preset.u_min for e in r.resampling)
+    assert all(int(e["iterations"].max()) == schedule.u_min for e in r.resampling)
 
 
 def test_compacted_and_masked_resampling_take_the_same_decisions():
@@ -166,20 +166,20 @@ def test_compacted_and_masked_resampling_take_the_same_decisions():
 
     # u_max - 1 - u_min = 2: the masked run scores a stopped image twice more per resampled time
     # (ignored), which keeps image 2's alternation in step with the compacted run
-    T, preset = 10, SamplerPreset(10, u_max=5, u_min=2, jump=5, re=1)
+    T, schedule = 10, ResamplingSchedule(10, u_max=5, u_min=2, jump=5, re=1)
     img, known = _images(b=3)
     img[:, 0, 0, 0] = torch.tensor([0.0, 100.0, 1000.0])
     known[:, :, 0, 0] = 1
     runs = {}
     for compact in (False, True):
         sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), MeanRevertingSDE(T=T), discriminator=ByImage(),
-                                      resampling=Resampling(preset), canny_sigma=1.0, compact=compact)
+                                      resampling=Resampling(schedule), canny_sigma=1.0, compact=compact)
         r = sampler.sample(img, known, generator=torch.Generator().manual_seed(0))
         runs[compact] = ([(e["iterations"].tolist(), e["accepted"].tolist()) for e in r.resampling],
                          {n: v.tolist() for n, v in r.nfe.items()})
     assert runs[False] == runs[True]
     iterations = [its for its, _ in runs[True][0]]
-    assert all(its[0] == preset.u_max - 1 and its[1] == preset.u_min for its in iterations)
+    assert all(its[0] == schedule.u_max - 1 and its[1] == schedule.u_min for its in iterations)
 
 
 def test_sample_in_batches_covers_every_image_and_is_deterministic(nets):
@@ -192,6 +192,10 @@ def test_sample_in_batches_covers_every_image_and_is_deterministic(nets):
     assert a.nfe["texture"].tolist() == [6] * 5 and a.calls["texture"] == 3 * 6
     with pytest.raises(ValueError, match="batch_size"):
         sample_in_batches(s, img, known, batch_size=0)
+    # one generator per batch, made from the batch's first index: batch [2:4] is the same as alone
+    per_batch = sample_in_batches(s, img, known, batch_size=2, generator=lambda i: torch.Generator().manual_seed(i))
+    alone = s.sample(img[2:4], known[2:4], generator=torch.Generator().manual_seed(2))
+    assert torch.equal(per_batch.image[2:4], alone.image) and not torch.equal(per_batch.image, a.image)
 
 
 def test_benchmark_runs_and_reports(tmp_path):

@@ -9,8 +9,8 @@ from torch import nn
 
 from strdiff_edu import official
 from strdiff_edu.models import build_network
-from strdiff_edu.sampling import (IRSDESampler, RePaint, Resampling, SamplerPreset, StrDiffusionSampler,
-                                  build_sampler, expected_nfe, resampled_times, sampler_preset)
+from strdiff_edu.sampling import (IRSDESampler, RePaint, Resampling, ResamplingSchedule, StrDiffusionSampler,
+                                  build_sampler, expected_nfe, resampled_times, resampling_schedule, switch_step)
 from strdiff_edu.sde import MeanRevertingSDE
 from strdiff_edu.structure import structure_pair
 
@@ -61,14 +61,14 @@ def tiny_nets():
     return {n: build_network(n, "tiny").eval() for n in ("texture", "structure", "irsde", "discriminator")}
 
 
-LIGHT = SamplerPreset(10, u_max=3, u_min=1, jump=2, re=2)
+LIGHT = ResamplingSchedule(10, u_max=3, u_min=1, jump=2, re=2)
 
 
 # ----------------------------------------------------------------------------- merge and leakage
 @pytest.mark.parametrize("method", ["irsde", "irsde-repaint", "strdiff", "strdiff-resample", "strdiff-ode"])
 def test_known_pixels_exact_and_hole_content_never_read(tiny_nets, method):
     sde = MeanRevertingSDE(T=10)
-    sampler = build_sampler(method, tiny_nets, sde, preset=LIGHT, canny_sigma=1.0)
+    sampler = build_sampler(method, tiny_nets, sde, schedule=LIGHT, canny_sigma=1.0)
     img, known = _image()
     r1 = sampler.sample(img, known, generator=torch.Generator().manual_seed(3))
     assert torch.equal(r1.image * known, img * known)          # bit-exact known pixels
@@ -84,7 +84,7 @@ def test_output_size_equals_input_for_odd_sizes(tiny_nets):
     sde = MeanRevertingSDE(T=4)
     img, known = _image(1, 29, 37)
     for method in ("irsde", "strdiff-resample"):
-        r = build_sampler(method, tiny_nets, sde, preset=SamplerPreset(4, 3, 1, 2, 2), canny_sigma=1.0).sample(
+        r = build_sampler(method, tiny_nets, sde, schedule=ResamplingSchedule(4, 3, 1, 2, 2), canny_sigma=1.0).sample(
             img, known, generator=torch.Generator().manual_seed(0))
         assert r.image.shape == img.shape and r.raw.shape == img.shape
         if r.structure is not None:
@@ -94,7 +94,7 @@ def test_output_size_equals_input_for_odd_sizes(tiny_nets):
 def test_deterministic_under_a_seed(tiny_nets):
     sde = MeanRevertingSDE(T=6)
     img, known = _image()
-    s = build_sampler("strdiff-resample", tiny_nets, sde, preset=SamplerPreset(6, 3, 1, 2, 2), canny_sigma=1.0)
+    s = build_sampler("strdiff-resample", tiny_nets, sde, schedule=ResamplingSchedule(6, 3, 1, 2, 2), canny_sigma=1.0)
     a = s.sample(img, known, generator=torch.Generator().manual_seed(5))
     b = s.sample(img, known, generator=torch.Generator().manual_seed(5))
     c = s.sample(img, known, generator=torch.Generator().manual_seed(6))
@@ -105,10 +105,10 @@ def test_deterministic_under_a_seed(tiny_nets):
 
 def test_samplers_show_their_networks_by_role_and_swap_them_on_a_copy(tiny_nets):
     sde = MeanRevertingSDE(T=3)
-    irsde = build_sampler("irsde", tiny_nets, sde, preset=SamplerPreset(3, 3, 1, 2, 2))
+    irsde = build_sampler("irsde", tiny_nets, sde, schedule=ResamplingSchedule(3, 3, 1, 2, 2))
     plain = build_sampler("strdiff", {k: v for k, v in tiny_nets.items() if k != "discriminator"}, sde,
-                          preset=SamplerPreset(3, 3, 1, 2, 2))
-    full = build_sampler("strdiff-resample", tiny_nets, sde, preset=SamplerPreset(3, 3, 1, 2, 2))
+                          schedule=ResamplingSchedule(3, 3, 1, 2, 2))
+    full = build_sampler("strdiff-resample", tiny_nets, sde, schedule=ResamplingSchedule(3, 3, 1, 2, 2))
     assert irsde.networks == {"irsde": tiny_nets["irsde"]}
     assert plain.networks == {"structure": tiny_nets["structure"], "texture": tiny_nets["texture"]}
     assert full.networks == {n: tiny_nets[n] for n in ("structure", "texture", "discriminator")}
@@ -126,7 +126,7 @@ def test_samplers_show_their_networks_by_role_and_swap_them_on_a_copy(tiny_nets)
 
 def test_bad_inputs_are_refused(tiny_nets):
     sde = MeanRevertingSDE(T=3)
-    s = build_sampler("strdiff", tiny_nets, sde, preset=SamplerPreset(3, 3, 1, 2, 2))
+    s = build_sampler("strdiff", tiny_nets, sde, schedule=ResamplingSchedule(3, 3, 1, 2, 2))
     img, known = _image()
     with pytest.raises(ValueError, match="all hole"):
         s.sample(img, torch.zeros_like(known))
@@ -136,7 +136,7 @@ def test_bad_inputs_are_refused(tiny_nets):
         s.sample(img[:, :1], known)
     with pytest.raises(ValueError, match="needs the discriminator"):
         StrDiffusionSampler(tiny_nets["texture"], tiny_nets["structure"], sde,
-                            resampling=Resampling(sampler_preset(100)))
+                            resampling=Resampling(resampling_schedule(100)))
 
 
 # ----------------------------------------------------------------------------- the structure's known region
@@ -171,10 +171,10 @@ def test_structure_known_region_follows_the_forward_marginal():
 
 
 # ----------------------------------------------------------------------------- network-call counts
-PRESET = SamplerPreset(20, u_max=5, u_min=2, jump=4, re=2)
+SCHEDULE = ResamplingSchedule(20, u_max=5, u_min=2, jump=4, re=2)
 
 
-def _scores_for(script, preset, refresh):
+def _scores_for(script, schedule, refresh):
     """The discriminator outputs that produce a decision script under the official rule
     (accept = lower score); returns (scores, iterations per t, accepted per t, averages per t).
     With ``refresh`` (corrected mode) an early rejection is averaged in and the averaged pair is
@@ -185,7 +185,7 @@ def _scores_for(script, preset, refresh):
         scores.append(cur)
         k[t], acc[t], avg[t] = 0, 0, 0
         for i, accept in enumerate(decisions, start=1):
-            if i > preset.u_max - 1:
+            if i > schedule.u_max - 1:
                 break
             k[t] += 1
             val = cur - 1.0 if accept else cur + 1.0
@@ -194,7 +194,7 @@ def _scores_for(script, preset, refresh):
                 acc[t] += 1
                 if refresh:
                     cur = val
-            elif i >= preset.u_min:
+            elif i >= schedule.u_min:
                 break
             else:
                 avg[t] += 1
@@ -206,23 +206,23 @@ def _scores_for(script, preset, refresh):
 
 @pytest.mark.parametrize("mode", ["corrected", "official"])
 def test_call_counts_match_the_formula_for_scripted_decisions(mode):
-    T = PRESET.T
+    T = SCHEDULE.T
     switch = math.floor(0.4 * T)                                  # 8
-    times = [t for t in range(T, switch - 1, -1) if t % PRESET.jump == 0]   # 20, 16, 12, 8
-    assert times == [t for t, _ in resampled_times(T, PRESET)]
+    times = [t for t in range(T, switch - 1, -1) if t % SCHEDULE.jump == 0]   # 20, 16, 12, 8
+    assert times == [t for t, _ in resampled_times(T, SCHEDULE)]
     script = {20: [False, True, True, False], 16: [True, True, True, True, True], 12: [False, False], 8: [True, False, True]}
-    scores, k, acc, avg = _scores_for(script, PRESET, refresh=(mode == "corrected"))
+    scores, k, acc, avg = _scores_for(script, SCHEDULE, refresh=(mode == "corrected"))
     rescored = avg if mode == "corrected" else {}
     assert sum(rescored.values()) == (2 if mode == "corrected" else 0)     # t = 20 and t = 12
     disc = ScriptedDisc(scores)
     s_net, y_net = ZeroNoise(), ZeroNoise()
     sampler = StrDiffusionSampler(y_net, s_net, MeanRevertingSDE(T=T), discriminator=disc,
-                                  resampling=Resampling(PRESET), mode=mode, canny_sigma=1.0)
+                                  resampling=Resampling(SCHEDULE), mode=mode, canny_sigma=1.0)
     img, known = _image(1)
     r = sampler.sample(img, known, generator=torch.Generator().manual_seed(0))
     # the formula, written out: E early steps, r_t = min(re, T + 1 - t), k_t iterations
     E = T - switch + 1
-    r_t = {t: min(PRESET.re, T + 1 - t) for t in times}
+    r_t = {t: min(SCHEDULE.re, T + 1 - t) for t in times}
     assert r_t[20] == 1 and r_t[8] == 2
     want = {"structure": E + sum(k[t] * r_t[t] for t in times),
             "texture": T + sum(k.values()),
@@ -230,7 +230,7 @@ def test_call_counts_match_the_formula_for_scripted_decisions(mode):
     assert {n: int(v[0]) for n, v in r.nfe.items()} == want
     assert (s_net.calls, y_net.calls) == (want["structure"], want["texture"])
     assert disc.values == []                                       # every scripted score was used
-    assert expected_nfe(T, PRESET, k, averages=rescored) == want
+    assert expected_nfe(T, SCHEDULE, k, averages=rescored) == want
     assert {e["t"]: int(e["averaged"][0]) for e in r.resampling} == avg
     assert {e["t"]: int(e["iterations"][0]) for e in r.resampling} == k
     assert {e["t"]: int(e["accepted"][0]) for e in r.resampling} == acc
@@ -238,32 +238,32 @@ def test_call_counts_match_the_formula_for_scripted_decisions(mode):
 
 def test_scheduled_threshold_rule_resamples_while_below_threshold():
     """The hybrid: the official schedule (t % jump == 0, r levels) with the paper's criterion."""
-    T, preset = 10, SamplerPreset(10, u_max=4, u_min=1, jump=5, re=2)   # times 10 and 5
+    T, schedule = 10, ResamplingSchedule(10, u_max=4, u_min=1, jump=5, re=2)   # times 10 and 5
     # t=10: ref -1 (below 0) -> -2 -> 0.5 stops after 2 iterations; t=5: ref 1 -> no resampling
     disc = ScriptedDisc([-1.0, -2.0, 0.5, 1.0])
     sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), MeanRevertingSDE(T=T), discriminator=disc,
-                                  resampling=Resampling(preset, rule="scheduled-threshold", threshold=0.0),
+                                  resampling=Resampling(schedule, rule="scheduled-threshold", threshold=0.0),
                                   canny_sigma=1.0)
     r = sampler.sample(*_image(1), generator=torch.Generator().manual_seed(0))
     assert [int(e["iterations"][0]) for e in r.resampling] == [2, 0]
     assert int(r.nfe["structure"][0]) == (T - 4 + 1) + 2 * 1   # r_10 = 1
     assert int(r.nfe["discriminator"][0]) == 2 + 2 and disc.values == []
     k = {e["t"]: int(e["iterations"][0]) for e in r.resampling}
-    assert expected_nfe(T, preset, k, rule="scheduled-threshold") == {n: int(v[0]) for n, v in r.nfe.items()}
+    assert expected_nfe(T, schedule, k, rule="scheduled-threshold") == {n: int(v[0]) for n, v in r.nfe.items()}
 
 
 def test_paper_rule_renoises_one_level_at_every_early_step_while_below_threshold():
     """The paper's rule (text and Fig. 2): at every early step t >= floor(0.4 T), while the pair
     scores below the threshold, x_{t-1} -> x_t (one level) and denoise again; capped at u_max - 1."""
     T = 10                                                   # early steps 10, 9, ..., 4 (E = 7)
-    preset = SamplerPreset(10, u_max=4, u_min=1, jump=5, re=3)  # jump and re must not matter
+    schedule = ResamplingSchedule(10, u_max=4, u_min=1, jump=5, re=3)  # jump and re must not matter
     script = {10: [-1.0, -2.0, 0.5], 9: [1.0], 8: [-1.0, -1.0, -1.0, -1.0], 7: [0.0], 6: [2.0],
               5: [-3.0, 4.0], 4: [5.0]}                      # t=8 hits the cap of u_max - 1 = 3
     sde = RecordingSDE(T=T)
     disc = ScriptedDisc([v for vals in script.values() for v in vals])
     s_net, y_net = ZeroNoise(), ZeroNoise()
     sampler = StrDiffusionSampler(y_net, s_net, sde, discriminator=disc,
-                                  resampling=Resampling(preset, rule="paper", threshold=0.0), canny_sigma=1.0)
+                                  resampling=Resampling(schedule, rule="paper", threshold=0.0), canny_sigma=1.0)
     r = sampler.sample(*_image(1), generator=torch.Generator().manual_seed(0))
     want_k = {10: 2, 9: 0, 8: 3, 7: 0, 6: 0, 5: 1, 4: 0}
     assert {e["t"]: int(e["iterations"][0]) for e in r.resampling} == want_k
@@ -274,13 +274,13 @@ def test_paper_rule_renoises_one_level_at_every_early_step_while_below_threshold
     want = {"structure": E + K, "texture": T + K, "discriminator": E + K}
     assert {n: int(v[0]) for n, v in r.nfe.items()} == want
     assert (s_net.calls, y_net.calls) == (want["structure"], want["texture"]) and disc.values == []
-    assert expected_nfe(T, preset, want_k, rule="paper") == want
+    assert expected_nfe(T, schedule, want_k, rule="paper") == want
 
 
 def test_repaint_counts_and_irsde_nfe():
-    T, preset = 12, SamplerPreset(12, u_max=4, u_min=3, jump=4, re=3)   # switch 4: times 12 (r=1), 8, 4 (r=3)
+    T, schedule = 12, ResamplingSchedule(12, u_max=4, u_min=3, jump=4, re=3)   # switch 4: times 12 (r=1), 8, 4 (r=3)
     net = ZeroNoise()
-    r = IRSDESampler(net, MeanRevertingSDE(T=T), repaint=RePaint(preset)).sample(
+    r = IRSDESampler(net, MeanRevertingSDE(T=T), repaint=RePaint(schedule)).sample(
         *_image(1), generator=torch.Generator().manual_seed(0))
     assert int(r.nfe["texture"][0]) == net.calls == T + 3 * (1 + 3 + 3)
     net2 = ZeroNoise()
@@ -309,7 +309,7 @@ class RecordingSDE(MeanRevertingSDE):
 
 @pytest.mark.parametrize("mode", ["corrected", "official"])
 def test_official_mode_reproduces_each_quirk(mode):
-    preset = SamplerPreset(10, u_max=3, u_min=2, jump=5, re=2)   # times 10 (r=1) and 5 (r=2)
+    schedule = ResamplingSchedule(10, u_max=3, u_min=2, jump=5, re=2)   # times 10 (r=1) and 5 (r=2)
     sde = RecordingSDE(T=10)
     # t=10: -1 is accepted; -0.5 beats the stale 0 (official) but not the refreshed -1 (corrected);
     # t=5: two rejections (the first averaged since i < u_min, the second stops); corrected mode
@@ -317,7 +317,7 @@ def test_official_mode_reproduces_each_quirk(mode):
     scores = [0.0, -1.0, -0.5, 0.0, 1.0, 2.0]
     disc = ScriptedDisc(scores if mode == "official" else scores[:5] + [0.8] + scores[5:])
     sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), sde, discriminator=disc,
-                                  resampling=Resampling(preset), mode=mode, canny_sigma=1.0)
+                                  resampling=Resampling(schedule), mode=mode, canny_sigma=1.0)
     img, known = _image(1)
     r = sampler.sample(img, known, generator=torch.Generator().manual_seed(0))
     official_mode = mode == "official"
@@ -359,12 +359,32 @@ def test_reverse_ode_variant_follows_the_ode_step():
         assert torch.allclose(ys[i + 1], sde.reverse_ode_step(ys[i], torch.zeros_like(mu), mu, t))
 
 
-def test_presets_hold_the_official_constants():
-    assert (sampler_preset(400).u_max, sampler_preset(400).u_min, sampler_preset(400).jump, sampler_preset(400).re) == (6, 3, 5, 5)
-    assert (sampler_preset(100).u_max, sampler_preset(100).u_min, sampler_preset(100).jump, sampler_preset(100).re) == (25, 4, 2, 2)
-    assert len(resampled_times(400, sampler_preset(400))) == 49     # t = 160, 165, ..., 400
+def test_one_switch_step_bounds_the_main_loop_and_the_resampling(tiny_nets):
+    T = 10
+    schedule = ResamplingSchedule(T, u_max=3, u_min=1, jump=2, re=1, switch_fraction=0.6)   # early: t >= 6
+    rs = Resampling(schedule, rule="always")
+    assert not hasattr(rs, "mode")              # the sampler's mode is the only one
+    img, known = _image(1)
+
+    def resampled_at(**kw):
+        s = StrDiffusionSampler(tiny_nets["texture"], tiny_nets["structure"], MeanRevertingSDE(T=T),
+                                resampling=rs, canny_sigma=1.0, **kw)
+        stages = []
+        r = s.sample(img, known, generator=torch.Generator().manual_seed(0), callback=lambda i: stages.append(i.stage))
+        return s.switch_step, stages.count("early"), [e["t"] for e in r.resampling]
+
+    assert switch_step(T, 0.6) == schedule.switch_step(T) == 6
+    assert resampled_at() == (6, T - 6 + 1, [10, 8, 6])           # the schedule's boundary by default
+    assert resampled_at(switch_fraction=0.8) == (8, T - 8 + 1, [10, 8])   # the sampler's own, when given
+
+
+def test_schedules_hold_the_official_constants():
+    consts = lambda s: (s.u_max, s.u_min, s.jump, s.re)  # noqa: E731
+    assert consts(resampling_schedule(400)) == (6, 3, 5, 5)
+    assert consts(resampling_schedule(100)) == (25, 4, 2, 2)
+    assert len(resampled_times(400, resampling_schedule(400))) == 49     # t = 160, 165, ..., 400
     with pytest.warns(UserWarning, match="retune"):
-        assert sampler_preset(200).T == 200
+        assert resampling_schedule(200).T == 200
 
 
 # ----------------------------------------------------------------------------- official checkpoints
@@ -423,10 +443,10 @@ def test_official_state_dict_values_land_in_the_right_layers(tmp_path):
 def test_logged_reference_score_is_the_initial_one(rule):
     """The log's first score per resampled time is the score before any candidate, even after
     acceptances update the reference (on the CPU, ``.cpu()`` alone would alias it)."""
-    preset = SamplerPreset(10, u_max=3, u_min=1, jump=10, re=2)   # one time, t = 10
+    schedule = ResamplingSchedule(10, u_max=3, u_min=1, jump=10, re=2)   # one time, t = 10
     disc = ScriptedDisc([-0.5, -1.0, -2.0])    # both candidates: lower (official) / below 0 (paper)
     sampler = StrDiffusionSampler(ZeroNoise(), ZeroNoise(), MeanRevertingSDE(T=10), discriminator=disc,
-                                  resampling=Resampling(preset, rule=rule), canny_sigma=1.0)
+                                  resampling=Resampling(schedule, rule=rule), canny_sigma=1.0)
     r = sampler.sample(*_image(1), generator=torch.Generator().manual_seed(0))
     entry = r.resampling[0]
     assert int(entry["accepted"][0]) == 2

@@ -90,17 +90,6 @@ def positional_normalize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return ((x32 - mean) * torch.rsqrt(var + eps)).to(x.dtype)
 
 
-class PositionalNorm(nn.Module):
-    """:func:`positional_normalize` as a module, without any learned affine (SPADE's norm)."""
-
-    def __init__(self, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return positional_normalize(x, self.eps)
-
-
 class ChannelLayerNorm(nn.Module):
     """Per-pixel normalisation across channels with a learned gain ``g`` (no bias).
 
