@@ -320,7 +320,9 @@ def cmd_train(args) -> int:
 
 
 def _default_checkpoint(args, prof) -> Path:
-    return Path(args.checkpoint) if args.checkpoint else REPO_ROOT / "weights" / prof.name
+    from .locations import weights_root
+
+    return Path(args.checkpoint) if args.checkpoint else weights_root() / prof.name
 
 
 def cmd_inpaint(args) -> int:
@@ -331,6 +333,13 @@ def cmd_inpaint(args) -> int:
     check_input_file("image", args.image)
     check_input_file("mask", args.mask)
     check_output_file("-o/--output", args.output)
+    for what, given in (("image", args.image), ("mask", args.mask)):
+        if Path(given).resolve() == Path(args.output).resolve():
+            raise UsageError(f"-o/--output {args.output} is the input {what}; write the result to another file "
+                             "(the inputs are never overwritten)")
+    if args.structure_out and not args.method.startswith("strdiff"):
+        raise UsageError(f"--structure-out: the {args.method} method samples no structure map; use a strdiff "
+                         "method, or leave --structure-out out")
     if args.structure_out:
         check_output_file("--structure-out", args.structure_out)
         if Path(args.structure_out).absolute() == Path(args.output).absolute():

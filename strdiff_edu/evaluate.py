@@ -94,18 +94,29 @@ def checkpoint_info(folder) -> dict:
     """The manifest's view of a checkpoint folder: ``{network: config}`` (raises if absent)."""
     from .checkpoint import CheckpointError
 
+    from .checkpoint import _read_manifest
+
     mf = Path(folder) / "manifest.json"
     if not mf.is_file():
         raise CheckpointError(f"{folder} holds no trained weights (no manifest.json): run `make weights` "
                               "(about an hour on 2 CPU cores) or pass --checkpoint DIR")
-    return {k: v.get("config", {}) for k, v in json.loads(mf.read_text()).items()}
+    info = {k: v.get("config", {}) for k, v in (_read_manifest(Path(folder)) or {}).items()}
+    if not info:
+        raise CheckpointError(f"{mf} lists no network; export one into {folder} (strdiff train --export) or "
+                              "pass another --checkpoint")
+    return info
 
 
 def sde_of_checkpoint(folder) -> Tuple[MeanRevertingSDE, dict]:
     """The SDE a checkpoint folder was trained with, and the configs of its networks."""
+    from .checkpoint import CheckpointError
+
     info = checkpoint_info(folder)
     any_cfg = next(iter(info.values()))
-    s = any_cfg["sde"]
+    s = any_cfg.get("sde", {})
+    if not all(k in s for k in ("T", "max_sigma", "eps", "schedule")):
+        raise CheckpointError(f"{Path(folder) / 'manifest.json'} records no SDE (T, max_sigma, eps, schedule) "
+                              "for its networks; re-export them (strdiff train --export DIR --force)")
     return MeanRevertingSDE(T=int(s["T"]), max_sigma=float(s["max_sigma"]), eps=float(s["eps"]),
                             schedule=s["schedule"]), info
 

@@ -135,6 +135,9 @@ CASES = [
     ("inpaint {img} {mask} -o {tmp}/o.png --checkpoint {ckpt} --mode bogus", 2, "invalid choice: 'bogus'"),
     ("inpaint {img} {mask} -o {tmp}/o.png --checkpoint {ckpt} --image-size 0", 2, "--image-size must be in 8..4096"),
     ("inpaint {img} {mask} -o {tmp}/o.png --checkpoint {ckpt}/texture.pt", 2, "no trained weights"),
+    ("inpaint {img} {mask} -o {img} --checkpoint {ckpt}", 2, "is the input image"),
+    ("inpaint {img} {mask} -o {mask} --checkpoint {ckpt}", 2, "is the input mask"),
+    ("inpaint {img} {mask} -o {tmp}/o.png --method fill --structure-out {tmp}/s.png", 2, "samples no structure map"),
     # evaluate: methods, sizes, folders
     ("evaluate --methods , --out {tmp}/ev --checkpoint {ckpt}", 2, "names no method"),
     ("evaluate --methods strdiff,bogus --out {tmp}/ev --checkpoint {ckpt}", 2, "unknown method(s) 'bogus'"),
@@ -300,6 +303,18 @@ def test_changed_weight_file_is_named(ckpt, files, tmp_path, capsys):
     rc, _, err = run_cli(["inpaint", files / "img.png", files / "mask.png", "-o", tmp_path / "o.png",
                           "--checkpoint", folder, "--method", "strdiff", *INP], capsys)
     assert rc == 2 and "structure.pt was changed after it was exported" in err and "re-export" in err
+
+
+def test_a_broken_manifest_is_one_line(ckpt, files, tmp_path, capsys):
+    folder = _copy(ckpt[0], tmp_path / "w")
+    (folder / "manifest.json").write_text("{not json")
+    rc, _, err = run_cli(["inpaint", files / "img.png", files / "mask.png", "-o", tmp_path / "o.png",
+                          "--checkpoint", folder, "--method", "strdiff", *INP], capsys)
+    assert rc == 2 and "manifest.json is not valid JSON" in err
+    (folder / "manifest.json").write_text("{}")
+    rc, _, err = run_cli(["evaluate", "--methods", "strdiff", "--checkpoint", folder, "--out", tmp_path / "ev",
+                          "--preset", "tiny"], capsys)
+    assert rc == 2 and "lists no network" in err
 
 
 def test_non_finite_weights_are_refused(ckpt, files, tmp_path, capsys):
