@@ -42,3 +42,37 @@ def test_book_builds_without_errors_or_warnings():
     proc = subprocess.run([str(ROOT / "scripts" / "build_book.sh"), "--check"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+# calls that put something on the page (text, a table, a figure, formulas, source code)
+_SHOWS = {"print", "display", "show", "show_images", "show_source", "imshow", "plot", "subplots",
+          "figure", "errorbar", "scatter", "hist", "bar", "interact", "savefig"}
+
+
+def _code_cells(page: Path):
+    """(line, options, source) of each code cell of a MyST notebook page."""
+    text = page.read_text(encoding="utf-8")
+    for m in re.finditer(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S):
+        lines = m.group(1).split("\n")
+        yield (text[:m.start()].count("\n") + 1, [l for l in lines if l.startswith(":")],
+               "\n".join(l for l in lines if not l.startswith(":")))
+
+
+def test_cells_that_only_check_are_hidden_from_the_page():
+    """A cell of asserts that shows nothing is run (by nbval and the build) but not shown:
+    tagged remove-cell or remove-input."""
+    import ast
+
+    shown = []
+    for page in sorted(BOOK.rglob("*.md")):
+        for line, options, source in _code_cells(page):
+            tree = ast.parse(source)
+            if not any(isinstance(n, ast.Assert) for n in ast.walk(tree)):
+                continue
+            calls = {getattr(n.func, "attr", getattr(n.func, "id", None))
+                     for n in ast.walk(tree) if isinstance(n, ast.Call)}
+            if calls & _SHOWS or (tree.body and isinstance(tree.body[-1], ast.Expr)):
+                continue
+            if not any(t in o for o in options for t in ("remove-cell", "remove-input")):
+                shown.append(f"{page.relative_to(ROOT)}:{line}")
+    assert not shown, "check-only cells shown on the page (tag them remove-cell):\n" + "\n".join(shown)

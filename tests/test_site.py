@@ -207,6 +207,15 @@ PAGE_REPORT = r"""
     const rows = (c.textContent.match(/^\s*\|.*\|\s*$/gm) || []);
     if (rows.length >= 2) rawTables.push(rows.slice(0, 2).join(' / ').slice(0, 120));
   });
+  // fenced code in a Markdown output (library source shown with viz.show_source) left as raw text
+  const rawFences = [];
+  let outputCode = 0;
+  document.querySelectorAll('.output-markdown').forEach((o) => {
+    outputCode += o.querySelectorAll('.code-block code.hljs').length;
+    const c = o.cloneNode(true);
+    c.querySelectorAll('.code-block').forEach((t) => t.remove());
+    if (c.textContent.includes('```')) rawFences.push(c.textContent.slice(0, 80));
+  });
   // a Markdown table printed as plain text (print() instead of display(Markdown(...)))
   document.querySelectorAll('pre.output').forEach((o) => {
     if (/^\s*\|?\s*:?-{3,}:?\s*\|\s*:?-{3,}/m.test(o.textContent)) rawTables.push('printed: ' + o.textContent.slice(0, 80));
@@ -218,6 +227,8 @@ PAGE_REPORT = r"""
     doubled,
     rawTables,
     outputTables,
+    rawFences,
+    outputCode,
     h1: (document.querySelector('h1') || {}).textContent || '',
     ids: [...document.querySelectorAll('[id]')].map((e) => e.id),
     links: [...document.querySelectorAll('a[href]')].map((a) => ({
@@ -379,6 +390,13 @@ def test_markdown_and_html_tables_render_as_tables(reports):
     assert not bad, "table outputs shown as raw text:\n" + "\n".join(bad)
     if any(r["cellImages"] for r in reports.values()):  # executed book: notebooks display tables
         assert sum(r["outputTables"] for r in reports.values()) >= 1, "no notebook output table rendered"
+
+
+def test_source_listings_render_as_highlighted_code(reports):
+    bad = [f"{name}: {t!r}" for name, r in reports.items() for t in r["rawFences"]]
+    assert not bad, "code fences in Markdown outputs shown as raw text:\n" + "\n".join(bad)
+    if any(r["cellImages"] for r in reports.values()):  # executed book: chapters show library source
+        assert sum(r["outputCode"] for r in reports.values()) >= 3, "library source listings missing"
 
 
 def test_figures_are_numbered_and_references_show_their_number(reports):
