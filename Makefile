@@ -13,7 +13,7 @@ help:
 	@echo "make test   - set up .venv and run all tests (unit tests, every notebook, book check)"
 	@echo "make book   - execute every notebook and render the book to _build/html (offline)"
 	@echo "make bench  - CPU benchmarks of the cpu preset (benchmarks/results/cpu.json)"
-	@echo "make weights - retrain the shipped cpu-preset weights into weights/cpu (about 100 min on 2 cores)"
+	@echo "make weights - retrain the weights of the STRDIFF_PROFILE preset (default cpu) into weights/<preset> (cpu: about 100 min on 2 cores)"
 	@echo "make ablations - Part V's ablations: structure pairings and resampling cases A-D (about 75 min on one CPU thread)"
 
 # Reinstall only when the dependency list changes.

@@ -73,7 +73,7 @@ def run_demo(out=None, checkpoint=None, preset: Optional[str] = None, n_images: 
     from .device import pick_device
     from .evaluate import checkpoint_info, evaluate, needed_networks, sde_of_checkpoint, write_report
     from .masks import parse_bins
-    from .profiles import PRESETS
+    from .profiles import PRESETS, get_profile
 
     t0 = time.perf_counter()
     methods = tuple(methods or demo_methods())
@@ -95,8 +95,11 @@ def run_demo(out=None, checkpoint=None, preset: Optional[str] = None, n_images: 
     images = images[pick]
     masks = {b: m[pick] for b, m in masks.items()}
     if verbose:
+        fallback = not checkpoint and folder.name != get_profile(preset).name
         print(f"demo: weights {folder} (T={sde.T}, {size} px), {n} eval images x {len(masks)} bins, "
-              f"methods: {', '.join(methods)}")
+              f"methods: {', '.join(methods)}"
+              + (f"\ndemo: weights/{get_profile(preset).name} holds no weights, so the cpu weights are used"
+                 if fallback else ""))
     preset = DEMO_PRESETS.get(any_cfg.get("preset"))
     if preset is not None and preset.T != sde.T:
         preset = None

@@ -12,7 +12,7 @@ from strdiff_edu.data import SOURCES, credits_table
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "book" / "reference"
-PAGES_WITH_COMMANDS = ("own_data.md", "troubleshooting.md")
+PAGES_WITH_COMMANDS = ("own_data.md", "troubleshooting.md", "gpu.md")
 
 
 def _shown_commands(page: Path):
@@ -69,3 +69,12 @@ def test_licences_agree():
     credits = (REFERENCE / "credits.md").read_text(encoding="utf-8")
     for repo in ("github.com/htyjers/StrDiffusion", "github.com/Algolzw/image-restoration-sde"):
         assert repo in credits
+
+
+def test_gpu_page_names_its_measurements_and_marks_what_was_not_run():
+    text = (REFERENCE / "gpu.md").read_text(encoding="utf-8")
+    assert "benchmarks/results/gpu_h100_run1.json" in text and (ROOT / "benchmarks" / "results"
+                                                                / "gpu_h100_run1.json").is_file()
+    assert "untested on several GPUs" in text and "computed" in text
+    assert re.search(r"torchrun --standalone --nproc_per_node \d+ -m strdiff_edu\.cli train ", text)
+    assert "scripts/gpu_train.sh" in text and "--resume" in text
