@@ -400,9 +400,22 @@ def cmd_evaluate(args) -> int:
     if args.n_images:
         images = images[:args.n_images]
         masks = {b: m[:args.n_images] for b, m in masks.items()}
+    from .evaluate import calls_per_image
+
+    T = sde.T if sde is not None else prof.sde.T
+    n_img, lo, hi = images.shape[0] * len(masks), 0, 0
+    for m in methods:
+        for a, b in calls_per_image(m, T).values():
+            lo, hi = lo + a * n_img, hi + b * n_img
+    print(f"strdiff: evaluating {images.shape[0]} images x {len(masks)} bins with {', '.join(methods)}"
+          + (f": {lo:,}-{hi:,} network calls" if hi and lo != hi else f": {lo:,} network calls" if hi else ""),
+          file=sys.stderr, flush=True)
+
     def finished(partial):   # results of every finished method are on disk as soon as it ends
         write_report(partial, out)
-        print(f"{list(partial['methods'])[-1]}: done; results in {out / 'results.json'}", file=sys.stderr)
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"{list(partial['methods'])[-1]}: done; results in {out / 'results.json'}", file=sys.stderr)
 
     try:
         res = evaluate(methods, images, masks, checkpoint=folder, sde=sde, device=pick_device(verbose=False),
