@@ -45,6 +45,8 @@ SLOW_TESTS = {
                              "test_cheap_preset_is_within_the_flops_budget"},
     "test_book.py": {"test_book_builds_without_errors_or_warnings"},
     "test_fast.py": {"test_benchmark_runs_and_reports", "test_torch_compile_matches_eager"},
+    "test_packaging.py": {"test_the_wheel_carries_the_cpu_weights_within_the_size_limit",
+                          "test_the_installed_package_finds_its_weights_and_inpaints_from_another_folder"},
     "test_equation_map.py": {"test_api_reference_is_deterministic_and_covers_every_module"},
     "test_symbolic.py": {"test_eq11_solution_equals_closed_form_and_remark3_split",
                          "test_eq11_gradient_matches_the_written_form",

@@ -261,8 +261,11 @@ def check_finite(state: Mapping[str, Any], path: Union[str, Path], what: str = "
                                   "checkpoint")
 
 
-#: Where the shipped weights live in a source checkout: weights/<preset>/.
-WEIGHTS_ROOT = Path(__file__).resolve().parents[1] / "weights"
+#: Where the shipped weights live: <root>/<preset>/ (the checkout's weights/, $STRDIFF_WEIGHTS or the
+#: installed copy: strdiff_edu.locations).
+from .locations import weights_root  # noqa: E402
+
+WEIGHTS_ROOT = weights_root()
 
 
 def shipped_weights(preset: str = "cpu") -> Path:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Set, Tuple
 
-BOOK = Path(__file__).resolve().parents[1] / "book"
+from .locations import require_checkout
 
 
 @dataclass(frozen=True)
@@ -173,8 +173,8 @@ EQUATIONS: Tuple[PaperEquation, ...] = (
 
 def book_labels(book: Optional[Path] = None) -> Set[str]:
     """Every MyST label defined in the book's pages (math ``:label:``, ``(label)=`` targets);
-    ``book`` defaults to the repository's ``book/`` folder."""
-    book = BOOK if book is None else Path(book)
+    ``book`` defaults to the source checkout's ``book/`` folder."""
+    book = require_checkout("equations.book_labels()") / "book" if book is None else Path(book)
     labels: Set[str] = set()
     for page in sorted(book.rglob("*.md")):
         text = page.read_text(encoding="utf-8")
@@ -230,7 +230,7 @@ if __name__ == "__main__":
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     if args.write:
-        page = BOOK / "reference" / "equation_map.md"
+        page = require_checkout("equations --write") / "book" / "reference" / "equation_map.md"
         print(f"{page}: {'updated' if write_page(page) else 'already up to date'}")
     else:
         print(markdown_table(), end="")
