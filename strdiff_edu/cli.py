@@ -599,6 +599,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
+    import warnings
+
+    show = warnings.showwarning
+    if not debug:   # a warning is one line too: "strdiff: warning: <message>"
+        warnings.showwarning = lambda message, *a, **k: print(f"strdiff: warning: {message}", file=sys.stderr)
     try:
         return args.func(args)
     except Exception as exc:
@@ -609,6 +614,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if debug and not isinstance(exc, Interrupted):
             raise
         code, line = describe(exc)
+    finally:
+        warnings.showwarning = show
     sys.stdout.flush()
     print(line, file=sys.stderr)
     return code

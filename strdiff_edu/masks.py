@@ -272,18 +272,18 @@ def load_mask(path: Union[str, Path], size: Optional[int] = None, black_hole: bo
                            .resize((size, size), Image.NEAREST)) >= 128
     hole = ~white if black_hole else white
     ratio = float(hole.mean())
-    flag = "--black-hole" if not black_hole else "no --black-hole"
+    hint = "pass --black-hole (black_hole=True)" if not black_hole else "leave out --black-hole (black_hole=False)"
     if not allow_empty and ratio == 0:
         raise UsageError(f"mask {path} has no hole pixel: nothing to inpaint (holes are "
                          f"{'black' if black_hole else 'white'}); check that it is the right mask file"
                          + ("" if black_hole else ", or pass --black-hole (black_hole=True) if its holes are black"))
     if not allow_empty and ratio == 1:
         raise UsageError(f"mask {path} is all hole: no known pixel to inpaint from; if its kept pixels are "
-                         f"{'black' if black_hole else 'white'}, use {flag} (black_hole={not black_hole})")
+                         f"{'black' if black_hole else 'white'}, {hint}")
     if ratio > INVERTED_WARNING_RATIO:
         convention = "black" if black_hole else "white"
         warnings.warn(f"mask {path.name} is {ratio:.0%} hole ({convention} = hole): is the mask "
-                      f"inverted? Try {flag} (black_hole={not black_hole})", stacklevel=2)
+                      f"inverted? Try: {hint}", stacklevel=2)
     return torch.from_numpy(~hole).float()[None]
 
 

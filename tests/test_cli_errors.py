@@ -496,10 +496,11 @@ def test_evaluate_writes_each_method_and_fails_on_non_finite_output(tmp_path, ca
 
     monkeypatch.setattr(BiharmonicInpainter, "sample", nan_sample)
     out = tmp_path / "ev"
-    with pytest.warns(UserWarning, match="non-finite"):
-        rc, _, err = run_cli(["evaluate", "--methods", "fill,biharmonic", "--n-images", "1", "--bins", "10-20",
-                              "--preset", "tiny", "--out", out, "--no-fid"], capsys)
-    assert rc == 1 and "biharmonic produced non-finite pixels" in err and "null" in err
+    rc, _, err = run_cli(["evaluate", "--methods", "fill,biharmonic", "--n-images", "1", "--bins", "10-20",
+                          "--preset", "tiny", "--out", out, "--no-fid"], capsys)
+    assert rc == 1 and "biharmonic produced non-finite pixels" in err.splitlines()[-1] and "null" in err
+    assert "strdiff: warning: biharmonic produced 3072 non-finite pixel values" in err     # one line each
+    assert "non-finite result value(s) written as null" in err and "strdiff: warning: " in err
     text = (out / "results.json").read_text()
     res = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in results.json"))
     assert res["methods"]["biharmonic"]["bins"]["10-20"]["psnr"] is None
