@@ -169,7 +169,7 @@ def main(argv=None) -> int:
             per_seed = []
             for seed in args.seeds:
                 res = evaluate([method], images, masks, checkpoint=folder, seed=seed, device=args.device,
-                               progress=False, fid=False, preset=schedule)
+                               progress=False, fid=False, schedule=schedule)
                 per_seed.append(res["methods"][method])
             T = res["meta"]["T"]
             configs = {k: v["config"]["model"] for k, v in json.loads((folder / "manifest.json").read_text()).items()}

@@ -104,7 +104,7 @@ def run_demo(out=None, checkpoint=None, preset: Optional[str] = None, n_images: 
     if preset is not None and preset.T != sde.T:
         preset = None
     res = evaluate(methods, images, masks, checkpoint=folder, sde=sde, device=device, seed=seed,
-                   batch_size=n, fid=False, progress=progress, preset=preset)
+                   batch_size=n, fid=False, progress=progress, schedule=preset)
     out = Path(out or DEFAULT_OUT)
     paths = write_report(res, out)
     wall = time.perf_counter() - t0

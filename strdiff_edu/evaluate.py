@@ -31,7 +31,7 @@ from . import metrics as M
 from .baselines import BiharmonicInpainter, HarmonicInpainter, TeleaInpainter
 from .masks import Bin, bin_name
 from .sampling import (DEFAULT_METHOD, METHODS as SAMPLER_METHODS, NETWORKS_OF_METHOD, build_sampler,
-                       load_networks, sampler_preset)
+                       load_networks, resampling_schedule, sample_in_batches)
 from .sde import MeanRevertingSDE
 
 BASELINE_METHODS = {"biharmonic": "biharmonic (scikit-image)",
@@ -99,7 +99,7 @@ def checkpoint_info(folder) -> dict:
     mf = Path(folder) / "manifest.json"
     if not mf.is_file():
         raise CheckpointError(f"{folder} holds no trained weights (no manifest.json): run `make weights` "
-                              "(about an hour on 2 CPU cores) or pass --checkpoint DIR")
+                              "(about an hour on 2 CPU cores), pass --checkpoint DIR or set STRDIFF_WEIGHTS")
     info = {k: v.get("config", {}) for k, v in (_read_manifest(Path(folder)) or {}).items()}
     if not info:
         raise CheckpointError(f"{mf} lists no network; export one into {folder} (strdiff train --export) or "
@@ -125,11 +125,13 @@ def sde_of_checkpoint(folder) -> Tuple[MeanRevertingSDE, dict]:
 def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torch.Tensor],
              checkpoint=None, sde: Optional[MeanRevertingSDE] = None, device="cpu", seed: int = 0,
              batch_size: int = 16, mode: str = "corrected", fid: Union[bool, str] = "auto",
-             fid_weights=None, keep: int = 2, progress: bool = True, preset=None, fast: bool = True,
+             fid_weights=None, keep: int = 2, progress: bool = True, schedule=None, fast: bool = True,
              on_method_done=None) -> dict:
     """Run every method on every bin; ``masks[bin]`` is (N, 1, H, W) paired with ``images`` (N, 3, H, W).
 
-    ``preset``: the resampling constants (default :func:`~strdiff_edu.sampling.sampler_preset` (T)).
+    ``schedule``: the resampling constants, a :class:`~strdiff_edu.sampling.ResamplingSchedule`
+    (default :func:`~strdiff_edu.sampling.resampling_schedule` (T)). Each method runs through
+    :func:`~strdiff_edu.sampling.sample_in_batches`, batch ``i0`` with the generator of seed ``seed + i0``.
     ``fid``: ``True`` (needs the local Inception weights), ``False``, or ``"auto"`` (when the
     weights are present and there are at least :data:`FID_AUTO_MIN_IMAGES` images: with fewer,
     the 2048 x 2048 covariances are singular and FID means little). ``keep``: images per bin kept for the
@@ -158,28 +160,20 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
     res: dict = {"methods": {}, "figures": {}}
 
     def _meta():
-        return _evaluate_meta(images, masks, seed, mode, sde, checkpoint, device, inception, preset)
+        return _evaluate_meta(images, masks, seed, mode, sde, checkpoint, device, inception, schedule)
 
     total = len(methods) * len(masks)
     bar = tqdm(total=total, desc="evaluate", disable=not progress)
     for method in methods:
         sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast,
-                              **({"preset": preset} if preset is not None and method in SAMPLER_METHODS else {}))
+                              **({"schedule": schedule} if schedule is not None and method in SAMPLER_METHODS else {}))
         entry = {"label": LABELS.get(method, method), "description": METHODS[method], "bins": {}}
         for b, known_all in masks.items():
             name = bin_name(b)
             known_all = known_all.to(device)
-            outs, structs, nfe, secs = [], [], {}, 0.0
-            for i0 in range(0, images.shape[0], batch_size):
-                gen = make_generator(seed + i0, device)
-                r = sampler.sample(images[i0:i0 + batch_size], known_all[i0:i0 + batch_size], generator=gen,
-                                   progress=progress)
-                outs.append(r.image)
-                structs.append(r.structure if r.structure is not None else None)
-                secs += r.seconds
-                for k, v in r.nfe.items():
-                    nfe.setdefault(k, []).append(v)
-            out = torch.cat(outs)
+            r = sample_in_batches(sampler, images, known_all, batch_size,
+                                  generator=lambda i0: make_generator(seed + i0, device), progress=progress)
+            out, structure, secs, nfe = r.image, r.structure, r.seconds, r.nfe
             if not bool(torch.isfinite(out).all()):
                 import warnings
 
@@ -194,7 +188,7 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
                    "psnr_all": [round(float(v), 4) for v in p], "ssim_all": [round(float(v), 5) for v in s],
                    "hole_colour_error_all": [round(float(v), 5) for v in colour],
                    "seconds_per_image": secs / out.shape[0],
-                   "nfe_per_image": {k: float(torch.cat(v).float().mean()) for k, v in nfe.items()}}
+                   "nfe_per_image": {k: float(v.float().mean()) for k, v in nfe.items()}}
             if inception is not None:
                 if name not in real_feats:
                     real_feats[name] = M.inception_features(images, inception)
@@ -205,7 +199,7 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
             fig = res["figures"].setdefault(name, {"masked": None, "truth": images[:keep].cpu(), "rows": {}})
             fig["masked"] = (images[:keep] * known_all[:keep]).cpu()
             fig["known"] = known_all[:keep].cpu()
-            st = structs[0][:keep].cpu() if structs and structs[0] is not None else None
+            st = structure[:keep].cpu() if structure is not None else None
             fig["rows"][method] = (out[:keep].cpu(), st)
             bar.update()
         res["methods"][method] = entry
@@ -217,15 +211,16 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
     return res
 
 
-def _evaluate_meta(images, masks, seed, mode, sde, checkpoint, device, inception, preset) -> dict:
+def _evaluate_meta(images, masks, seed, mode, sde, checkpoint, device, inception, schedule) -> dict:
     return {"n_images": int(images.shape[0]), "bins": [bin_name(b) for b in masks],
                    "image_size": list(images.shape[-2:]), "seed": seed, "mode": mode,
                    "T": sde.T if sde is not None else None, "checkpoint": str(checkpoint) if checkpoint else None,
                    "device": str(device), "fid": bool(inception is not None),
                    "convention": "RGB in [0, 1], whole merged image, no border crop; SSIM: Gaussian window "
                                  "sigma 1.5 (11x11), population covariance, mean over channels",
-                   "resampling_preset": (dict((preset or sampler_preset(sde.T)).__dict__)
-                                         if sde is not None and (preset or sde.T in (100, 400)) else None)}
+                   # the key keeps its former name: stored results.json files use it
+                   "resampling_preset": (dict((schedule or resampling_schedule(sde.T)).__dict__)
+                                         if sde is not None and (schedule or sde.T in (100, 400)) else None)}
 
 
 # ----------------------------------------------------------------------------- reports
@@ -474,10 +469,10 @@ def calls_per_image(method: str, T: int) -> Dict[str, Tuple[int, int]]:
     if method.startswith("irsde"):
         extra = 0
         if method == "irsde-repaint":
-            pre = sampler_preset(T)
+            pre = resampling_schedule(T)
             extra = pre.u_min * sum(r for _, r in resampled_times(T, pre))
         return {"irsde": (T + extra, T + extra)}
-    pre = sampler_preset(T)
+    pre = resampling_schedule(T)
     if method in ("strdiff", "strdiff-ode", "strdiff-cheap"):
         n = expected_nfe(T, pre, {})
         return {"structure": (n["structure"],) * 2, "texture": (n["texture"],) * 2}
