@@ -3,13 +3,16 @@
 On the frozen evaluation pairs of the embedded data (:func:`strdiff_edu.data.eval_pairs`, one
 seeded free-form mask per image and hole-ratio bin 10-20 %, ..., 40-50 %) and with the shipped
 weights, it runs IR-SDE, StrDiffusion without resampling, StrDiffusion with adaptive resampling
-(the official rule with the constants of the weights' T, :func:`strdiff_edu.sampling.sampler_preset`)
+(the official rule with the constants of the weights' T, :func:`strdiff_edu.sampling.resampling_schedule`)
 and the non-learned baselines (biharmonic; Telea when OpenCV is installed), then writes the
 figure grids and the metrics tables (PSNR / SSIM; FID needs far more images than the demo has)
-into ``_build/demo/`` and prints where they are.
+into ``_build/demo/`` of the source checkout (``./strdiff_demo`` for an installed package) and
+prints where they are.
 
-Weights: ``--checkpoint DIR``, else ``weights/<active profile>`` when it holds weights, else
-``weights/cpu``; without any, it stops and says to run ``make weights``. The image size and the
+Weights: ``--checkpoint DIR``, else ``<weights root>/<active profile>`` when it holds weights, else
+``<weights root>/cpu``, the root being :func:`strdiff_edu.locations.weights_root` (``$STRDIFF_WEIGHTS``,
+the checkout's ``weights/``, or the copy installed with the package); without any, it stops and
+says to run ``make weights``. The image size and the
 SDE (T) are the checkpoint's own.
 
 Budget: at most 5 minutes on 2 CPU cores for the cpu weights (64 px, T = 100). One U-Net call
@@ -30,16 +33,17 @@ from typing import Optional, Sequence
 import torch
 
 from .baselines import telea_available
-from .sampling import SamplerPreset
+from .locations import checkout_root, weights_root
+from .sampling import ResamplingSchedule
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO_ROOT / "_build" / "demo"
+#: Where the demo writes: the checkout's ``_build/demo``, or ``./strdiff_demo`` for an installed package.
+DEFAULT_OUT = (checkout_root() / "_build" / "demo") if checkout_root() is not None else Path("strdiff_demo")
 #: Eval images per bin in the demo (of 16): sized so the cpu demo stays under 5 minutes on 2 cores.
 DEMO_IMAGES = 2
 DEMO_METHODS = ("irsde", "strdiff", "strdiff-resample", "biharmonic", "fill")
-#: Resampling constants per checkpoint preset where they differ from the official ones of its T:
+#: Resampling schedules per checkpoint profile where they differ from the official ones of its T:
 #: the ``tiny`` (CI) networks use a light schedule so that the demo runs in seconds.
-DEMO_PRESETS = {"tiny": SamplerPreset(100, u_max=3, u_min=1, jump=10, re=2)}
+DEMO_SCHEDULES = {"tiny": ResamplingSchedule(100, u_max=3, u_min=1, jump=10, re=2)}
 
 
 def demo_methods() -> tuple:
@@ -58,11 +62,13 @@ def find_weights(checkpoint=None, preset: Optional[str] = None) -> Path:
                                   "written by `make weights` / `strdiff train --export`")
         return folder
     name = get_profile(preset).name
-    for folder in (REPO_ROOT / "weights" / name, REPO_ROOT / "weights" / "cpu"):
+    root = weights_root()
+    for folder in (root / name, root / "cpu"):
         if (folder / "manifest.json").is_file():
             return folder
-    raise CheckpointError(f"no trained weights in weights/{name} or weights/cpu: run `make weights` "
-                          "(trains the cpu-preset networks, about an hour on 2 CPU cores) or pass --checkpoint DIR")
+    raise CheckpointError(f"no trained weights in {root / name} or {root / 'cpu'}: run `make weights` "
+                          "(trains the cpu-preset networks, about an hour on 2 CPU cores), pass --checkpoint DIR "
+                          "or set STRDIFF_WEIGHTS")
 
 
 def run_demo(out=None, checkpoint=None, preset: Optional[str] = None, n_images: Optional[int] = None,
@@ -98,13 +104,13 @@ def run_demo(out=None, checkpoint=None, preset: Optional[str] = None, n_images: 
         fallback = not checkpoint and folder.name != get_profile(preset).name
         print(f"demo: weights {folder} (T={sde.T}, {size} px), {n} eval images x {len(masks)} bins, "
               f"methods: {', '.join(methods)}"
-              + (f"\ndemo: weights/{get_profile(preset).name} holds no weights, so the cpu weights are used"
+              + (f"\ndemo: {folder.parent / get_profile(preset).name} holds no weights, so the cpu weights are used"
                  if fallback else ""))
-    preset = DEMO_PRESETS.get(any_cfg.get("preset"))
-    if preset is not None and preset.T != sde.T:
-        preset = None
+    schedule = DEMO_SCHEDULES.get(any_cfg.get("preset"))
+    if schedule is not None and schedule.T != sde.T:
+        schedule = None
     res = evaluate(methods, images, masks, checkpoint=folder, sde=sde, device=device, seed=seed,
-                   batch_size=n, fid=False, progress=progress, schedule=preset)
+                   batch_size=n, fid=False, progress=progress, schedule=schedule)
     out = Path(out or DEFAULT_OUT)
     paths = write_report(res, out)
     wall = time.perf_counter() - t0

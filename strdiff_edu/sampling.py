@@ -176,11 +176,6 @@ def resampling_schedule(T: int) -> ResamplingSchedule:
     return replace(RESAMPLING_SCHEDULES[nearest], T=T)
 
 
-#: The former names of :class:`ResamplingSchedule` and :func:`resampling_schedule`.
-SamplerPreset = ResamplingSchedule
-sampler_preset = resampling_schedule
-
-
 @dataclass(frozen=True)
 class Resampling:
     """How the adaptive resampling runs (see the module docstring); the sampler's ``mode``
@@ -882,12 +877,11 @@ def load_networks(folder, networks, sde: MeanRevertingSDE, device="cpu") -> Tupl
 def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optional[dict] = None,
                   mode: str = "corrected", schedule: Optional[ResamplingSchedule] = None,
                   canny_sigma: Optional[float] = None, threshold: float = 0.0, prefer: str = "lower",
-                  reimpose: Optional[bool] = None, noise_scale: Optional[float] = None,
-                  preset: Optional[ResamplingSchedule] = None):
+                  reimpose: Optional[bool] = None, noise_scale: Optional[float] = None):
     """A sampler for one of :data:`METHODS` from loaded networks (see :func:`load_networks`).
 
-    ``canny_sigma`` defaults to the checkpoint profile's ``canny_sigma``; ``schedule`` (also
-    accepted under its former name ``preset``) to :func:`resampling_schedule` (T). ``reimpose``:
+    ``canny_sigma`` defaults to the checkpoint profile's ``canny_sigma``; ``schedule``
+    to :func:`resampling_schedule` (T). ``reimpose``:
     re-impose the texture's known pixels after every reverse step (:func:`reimpose_known`;
     default :data:`DEFAULT_REIMPOSE`); ``noise_scale``: the factor on the reverse SDE's noise term
     (default :data:`DEFAULT_NOISE_SCALE`; 1 is the SDE)."""
@@ -899,7 +893,7 @@ def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optio
         raise ValueError(f"noise_scale must be >= 0, got {noise_scale}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    schedule = schedule or preset or resampling_schedule(sde.T)
+    schedule = schedule or resampling_schedule(sde.T)
     if method.startswith("irsde"):
         return IRSDESampler(nets["irsde"], sde, stochastic=method != "irsde-ode",
                             repaint=RePaint(schedule) if method == "irsde-repaint" else None, reimpose=reimpose,
