@@ -187,8 +187,8 @@ def check_methods_available(methods: Sequence[str], folder: Optional[Path], flag
         return
     if folder is None or not (folder / "manifest.json").is_file():
         users = [m for m in methods if needed_networks([m])]
-        raise UsageError(f"no trained weights in {folder}: run `make weights` or pass --checkpoint DIR (the "
-                         f"method{'s' if len(users) > 1 else ''} {', '.join(users)} need{'' if len(users) > 1 else 's'} "
+        raise UsageError(f"no trained weights in {folder}: run `make weights`, pass --checkpoint DIR or set "
+                         f"STRDIFF_WEIGHTS (the method{'s' if len(users) > 1 else ''} {', '.join(users)} need{'' if len(users) > 1 else 's'} "
                          "trained networks)")
     missing = [n for n in networks if not network_path(folder, n).is_file()]
     if missing:
@@ -574,7 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="", help="checkpoint folder (default weights/<preset>, else weights/cpu)")
     p.add_argument("--preset", choices=list(PRESETS), default=None)
     p.add_argument("--n-images", type=int, default=0, help="eval images per bin (default: the demo's subset)")
-    p.add_argument("--out", default="", help="output folder (default _build/demo)")
+    p.add_argument("--out", default="", help="output folder (default: the checkout's _build/demo, "
+                   "else ./strdiff_demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
