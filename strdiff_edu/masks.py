@@ -194,18 +194,6 @@ def free_form_mask(size: int, bin: Bin, rng: RngLike, max_tries: int = 50) -> np
                        "attempts; use a larger size or a wider bin")
 
 
-def box_mask_array(size: int, rng: RngLike, min_frac: float = 0.25, max_frac: float = 0.6) -> np.ndarray:
-    """A random axis-aligned rectangular hole (H, W) bool, sides in [min_frac, max_frac] x size."""
-    rng = _rng(rng)
-    h = int(round(rng.uniform(min_frac, max_frac) * size))
-    w = int(round(rng.uniform(min_frac, max_frac) * size))
-    top = int(rng.integers(0, size - h + 1))
-    left = int(rng.integers(0, size - w + 1))
-    hole = np.zeros((size, size), dtype=bool)
-    hole[top:top + h, left:left + w] = True
-    return hole
-
-
 def mask_seed(base_seed: int, bin: Bin, index: int) -> Tuple[int, int, int, int]:
     """The seed of the ``index``-th mask of a bin: a tuple for ``numpy.random.default_rng``,
     independent of how many masks other bins hold."""
