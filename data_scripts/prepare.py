@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:  # run from a source checkout without installing
 
 from strdiff_edu import data as D  # noqa: E402
 from strdiff_edu import masks as M  # noqa: E402
+from strdiff_edu.images import list_image_files  # noqa: E402
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
@@ -143,7 +144,7 @@ def _files(roots: Sequence[Path], lister: Callable[[Path], List[Path]]) -> List[
 
 def split_items(spec: Spec, roots: Sequence[Path]) -> List[Tuple[Path, str]]:
     """(source image, output relative path) pairs, split by the dataset's conventions."""
-    files = _files(roots, D.list_images)
+    files = _files(roots, list_image_files)
     if not files:
         raise SystemExit(f"no images found under {', '.join(map(str, roots))}")
     items = []
@@ -185,7 +186,7 @@ def prepare_masks(spec: Spec, src: Optional[Path], out: Path, size: int, black_h
 
     target = out / spec.name
     roots = gather(spec, src, out / f".{spec.name}_work", False, progress)
-    files = _files(roots, M.list_mask_files)
+    files = _files(roots, lambda r: list_image_files(r, what="mask", extensions=M.MASK_EXTENSIONS))
     if not files:
         raise SystemExit(f"no mask images found under {', '.join(map(str, roots))}")
     items = []

@@ -397,22 +397,6 @@ def facades(n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- image folders
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-
-
-def list_images(root: Union[str, Path], recursive: bool = True) -> List[Path]:
-    """Image files under ``root`` (recursive, sorted by relative path)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {root}")
-    it = root.rglob("*") if recursive else root.iterdir()
-    files = sorted((p for p in it if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-                   key=lambda p: str(p.relative_to(root)))
-    if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
-    return files
-
-
 def square_resize(img: Image.Image, size: int) -> Image.Image:
     """Centre-crop a Pillow image to a square and resize it to ``size`` (bicubic, RGB)."""
     img = img.convert("RGB")
@@ -438,7 +422,9 @@ class ImageFolder(torch.utils.data.Dataset):
 
     def __init__(self, root: Union[str, Path], size: int, recursive: bool = True):
         self.root, self.size = Path(root), size
-        self.files = list_images(root, recursive)
+        from .images import list_image_files
+
+        self.files = list_image_files(root, recursive)
 
     def __len__(self) -> int:
         return len(self.files)

@@ -1,16 +1,22 @@
-"""Small image helpers for the early chapters: one bundled photo and a box mask.
+"""Image files and small image helpers: reading a file as a viewer shows it, listing the image
+files of a folder, one bundled photo and a box mask for the early chapters.
 
 The embedded training/evaluation data lives in :mod:`strdiff_edu.data` (a later part);
-these helpers only need scikit-image's bundled sample photos (public domain or CC0; see the
-book's data credits) and no download.
+the sample photos are scikit-image's bundled ones (public domain or CC0; see the book's data
+credits), no download.
 """
 from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
 SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
+#: The file types :func:`list_image_files` lists by default (Pillow reads each).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 #: The largest image file read (pixels): Pillow's decompression-bomb limit (about 89 MP, e.g.
@@ -81,6 +87,24 @@ def open_image_file(path, what: str = "image") -> Image.Image:
         out = Image.fromarray(np.clip(np.rint(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8), "L")
     out.info["exif_orientation"] = orientation
     return out
+
+
+def list_image_files(root: Union[str, Path], recursive: bool = True, what: str = "image",
+                     extensions: Sequence[str] = IMAGE_EXTENSIONS) -> List[Path]:
+    """The image files under ``root`` (recursive unless ``recursive=False``) whose suffix is in
+    ``extensions``, sorted by their path relative to ``root`` (POSIX form, so the order is the
+    same on every machine). ``what`` names the files in messages (``"image"``, ``"mask"``); a
+    missing folder or one without such files raises ``FileNotFoundError``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {root}")
+    it = root.rglob("*") if recursive else root.iterdir()
+    files = sorted((p for p in it if p.is_file() and p.suffix.lower() in extensions),
+                   key=lambda p: p.relative_to(root).as_posix())
+    if not files:
+        noun = "images" if what == "image" else f"{what} images"
+        raise FileNotFoundError(f"no {noun} ({', '.join(extensions)}) under {root}")
+    return files
 
 
 def sample_image(name: str = "astronaut", size: int = 64) -> torch.Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -275,19 +275,8 @@ def load_mask(path: Union[str, Path], size: Optional[int] = None, black_hole: bo
     return torch.from_numpy(~hole).float()[None]
 
 
+#: The file types a mask folder may hold: the image types plus GIF (:func:`~strdiff_edu.images.list_image_files`).
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-def list_mask_files(root: Union[str, Path], recursive: bool = True) -> list:
-    """Image files under ``root`` (sorted, so the order is reproducible across machines)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"mask folder not found: {root}")
-    it: Iterable[Path] = root.rglob("*") if recursive else root.iterdir()
-    files = sorted(p for p in it if p.is_file() and p.suffix.lower() in MASK_EXTENSIONS)
-    if not files:
-        raise FileNotFoundError(f"no mask images ({', '.join(MASK_EXTENSIONS)}) under {root}")
-    return files
 
 
 class MaskFolder(torch.utils.data.Dataset):
@@ -298,7 +287,9 @@ class MaskFolder(torch.utils.data.Dataset):
     def __init__(self, root: Union[str, Path], size: int, black_hole: bool = False,
                  bin: Optional[Bin] = None):
         self.size, self.black_hole = size, black_hole
-        files = list_mask_files(root)
+        from .images import list_image_files
+
+        files = list_image_files(root, what="mask", extensions=MASK_EXTENSIONS)
         if bin is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

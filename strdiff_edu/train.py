@@ -387,10 +387,10 @@ def validate_config(cfg: TrainConfig) -> Profile:
         if not data.is_dir():
             raise UsageError(f"--data {cfg.data}: " + ("is a file; pass a folder of images" if data.exists()
                              else "no such folder; pass a folder of images or 'embedded'"))
-        from .data import IMAGE_EXTENSIONS, list_images
+        from .images import IMAGE_EXTENSIONS, list_image_files
 
         try:
-            list_images(data)
+            list_image_files(data)
         except FileNotFoundError:
             raise UsageError(f"--data {cfg.data}: no images ({', '.join(IMAGE_EXTENSIONS)}) in it or its "
                              "sub-folders; pass a folder of images or 'embedded'") from None

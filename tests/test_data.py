@@ -15,6 +15,7 @@ from PIL import Image
 
 from strdiff_edu import data as D
 from strdiff_edu.masks import PAPER_BINS, hole_ratio, save_mask, free_form_mask
+from strdiff_edu.images import list_image_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,7 +151,7 @@ def test_image_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="no images"):
         D.ImageFolder(tmp_path / "empty", 16)
     with pytest.raises(FileNotFoundError, match="not found"):
-        D.list_images(tmp_path / "missing")
+        list_image_files(tmp_path / "missing")
 
 
 class _RangeHandler(http.server.SimpleHTTPRequestHandler):
