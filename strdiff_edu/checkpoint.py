@@ -134,11 +134,12 @@ def _close(a, b) -> bool:
         return a == b
 
 
-def sha256_of(path: Union[str, Path]) -> str:
+def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of a file, read ``chunk`` bytes at a time."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
     return h.hexdigest()
 
 
@@ -154,7 +155,7 @@ def write_manifest(folder: Union[str, Path], entries: Mapping[str, Mapping[str, 
     manifest = {}
     for network, meta in entries.items():
         path = network_path(folder, network)
-        manifest[network] = {"file": path.name, "sha256": sha256_of(path), **meta}
+        manifest[network] = {"file": path.name, "sha256": sha256_file(path), **meta}
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     atomic_write_bytes(folder / "manifest.json", text.encode())
     return folder / "manifest.json"
@@ -171,7 +172,7 @@ def verify_folder(folder: Union[str, Path]) -> Dict[str, Any]:
         path = folder / meta["file"]
         if not path.exists():
             raise CheckpointError(f"{path} listed in the manifest is missing")
-        digest = sha256_of(path)
+        digest = sha256_file(path)
         if digest != meta["sha256"]:
             raise CheckpointError(f"{path} is corrupt or was changed: sha256 {digest[:12]}… "
                                   f"but the manifest says {meta['sha256'][:12]}…")
@@ -204,7 +205,7 @@ def verify_network_file(folder: Union[str, Path], network: str) -> None:
     if not path.exists():
         raise CheckpointError(f"{path} listed in {folder / 'manifest.json'} is missing")
     if "sha256" in meta:
-        digest = sha256_of(path)
+        digest = sha256_file(path)
         if digest != meta["sha256"]:
             raise CheckpointError(f"{path} was changed after it was exported: sha256 {digest[:12]}… but "
                                   f"{folder / 'manifest.json'} says {meta['sha256'][:12]}…; restore the file, "

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .checkpoint import sha256_file
 from .masks import PAPER_BINS, Bin, free_form_mask, mask_seed, to_known
 
 
@@ -436,15 +437,6 @@ class ImageFolder(torch.utils.data.Dataset):
 # --------------------------------------------------------------------------- preparation tools
 class NetworkUnavailable(RuntimeError):
     """A download failed because the server could not be reached."""
-
-
-def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:
-    """The SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 MANIFEST = "manifest.sha256"
