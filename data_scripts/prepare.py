@@ -201,7 +201,7 @@ def prepare_masks(spec: Spec, src: Optional[Path], out: Path, size: int, black_h
             m = M.load_mask(f, size, black_hole=black_hole, allow_empty=True)
         return m
 
-    done = D.read_manifest(target)
+    done = D.read_sha256_manifest(target)
     counts = {"written": 0, "skipped": 0, "failed": 0, "out_of_bins": 0}
     from tqdm.auto import tqdm
     for f, split, stem in tqdm(items, desc="masks", disable=not progress):
@@ -225,7 +225,7 @@ def prepare_masks(spec: Spec, src: Optional[Path], out: Path, size: int, black_h
         M.save_mask(m, target / rel)
         done[rel] = D.sha256_file(target / rel)
         counts["written"] += 1
-    D.write_manifest(target, done)
+    D.write_sha256_manifest(target, done)
     if ratios and float(np.median(ratios)) > M.INVERTED_WARNING_RATIO:
         print(f"warning: the median hole ratio is {np.median(ratios):.0%}: are these masks inverted? "
               f"re-run with{'out' if black_hole else ''} --black-hole", file=sys.stderr)
@@ -252,7 +252,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"{'':14s} {s.notes}\n")
         return 0
     if a.dataset == "verify":
-        bad = D.verify_manifest(a.out, progress=progress)
+        bad = D.verify_sha256_manifest(a.out, progress=progress)
         print("OK: every file matches the manifest" if not bad else f"{len(bad)} file(s) missing or changed: {bad[:10]}")
         return 0 if not bad else 1
     if a.dataset == "folder":

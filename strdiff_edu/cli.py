@@ -267,7 +267,7 @@ def cmd_data(args) -> int:
         except ValueError as exc:
             raise UsageError(f"--bins: {exc}") from None
         out = check_output_dir("--out", args.out)
-        entries = D.read_manifest(out)
+        entries = D.read_sha256_manifest(out)
         for b in bins:
             holes = M.masks_for_bin(size, b, args.per_bin, seed=args.seed, progress=True)
             for i, hole in enumerate(tqdm(holes, desc=f"write {M.bin_name(b)}", leave=False)):
@@ -277,7 +277,7 @@ def cmd_data(args) -> int:
             r = holes.reshape(len(holes), -1).mean(1)
             print(f"bin {M.bin_name(b)} %: {len(holes)} masks, hole ratio mean {r.mean():.3f} "
                   f"(min {r.min():.3f}, max {r.max():.3f})")
-        D.write_manifest(out, entries)
+        D.write_sha256_manifest(out, entries)
         print(f"masks written to {out} (white = hole), manifest {out / D.MANIFEST}")
         return 0
     script = REPO_ROOT / "data_scripts" / "prepare.py"

@@ -15,7 +15,7 @@ contributes a training crop.
   drawn from a fixed seed. Every result in the book is computed on these pairs.
 * :func:`facades` — a procedural dataset (walls with window grids) where structure matters.
 * :class:`ImageFolder` — any folder of images (recursive), for your own data.
-* :func:`download`, :func:`prepare_images`, :func:`write_manifest`, :func:`verify_manifest` —
+* :func:`download`, :func:`prepare_images`, :func:`write_sha256_manifest`, :func:`verify_sha256_manifest` —
   the resumable, checksummed building blocks of ``data_scripts/`` (Paris StreetView, CelebA,
   Places2, NVIDIA masks).
 
@@ -442,7 +442,7 @@ class NetworkUnavailable(RuntimeError):
 MANIFEST = "manifest.sha256"
 
 
-def read_manifest(root: Union[str, Path]) -> Dict[str, str]:
+def read_sha256_manifest(root: Union[str, Path]) -> Dict[str, str]:
     """``{relative path: sha256}`` from ``root/manifest.sha256`` (``sha256sum`` format)."""
     path = Path(root) / MANIFEST
     out = {}
@@ -454,21 +454,22 @@ def read_manifest(root: Union[str, Path]) -> Dict[str, str]:
     return out
 
 
-def write_manifest(root: Union[str, Path], entries: Dict[str, str]) -> Path:
-    """Write ``root/manifest.sha256`` (sorted; checkable with ``sha256sum -c``)."""
+def write_sha256_manifest(root: Union[str, Path], entries: Dict[str, str]) -> Path:
+    """Write ``root/manifest.sha256`` (sorted; checkable with ``sha256sum -c``), atomically.
+    (A checkpoint folder's ``manifest.json`` is :func:`strdiff_edu.checkpoint.write_manifest`.)"""
+    from .checkpoint import atomic_write_bytes
+
     path = Path(root) / MANIFEST
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(f"{d}  {rel}\n" for rel, d in sorted(entries.items())))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, "".join(f"{d}  {rel}\n" for rel, d in sorted(entries.items())).encode())
     return path
 
 
-def verify_manifest(root: Union[str, Path], progress: bool = True) -> List[str]:
+def verify_sha256_manifest(root: Union[str, Path], progress: bool = True) -> List[str]:
     """The files of ``root``'s manifest that are missing or whose hash differs (empty = OK)."""
     from tqdm.auto import tqdm
 
     root = Path(root)
-    entries = read_manifest(root)
+    entries = read_sha256_manifest(root)
     if not entries:
         raise FileNotFoundError(f"no {MANIFEST} in {root}; prepare the dataset first")
     bad = []
@@ -582,7 +583,7 @@ def prepare_images(items: Sequence[Tuple[Path, str]], out: Union[str, Path], siz
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     convert = convert or (lambda im: square_resize(im, size))
-    manifest = read_manifest(out)
+    manifest = read_sha256_manifest(out)
     counts = {"written": 0, "skipped": 0, "failed": 0}
     for k, (src, rel) in enumerate(tqdm(items, desc=f"prepare {out.name}", disable=not progress)):
         dst = out / rel
@@ -604,6 +605,6 @@ def prepare_images(items: Sequence[Tuple[Path, str]], out: Union[str, Path], siz
         manifest[rel] = sha256_file(dst)
         counts["written"] += 1
         if k % 200 == 199:
-            write_manifest(out, manifest)
-    write_manifest(out, manifest)
+            write_sha256_manifest(out, manifest)
+    write_sha256_manifest(out, manifest)
     return counts

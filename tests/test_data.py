@@ -212,9 +212,9 @@ def test_manifest_and_safe_extraction(tmp_path):
     items = [(tmp_path / "src" / "a.png", "train/a.png"), (tmp_path / "src" / "b.png", "eval/b.png")]
     counts = D.prepare_images(items, tmp_path / "out", 8, progress=False)
     assert counts == {"written": 2, "skipped": 0, "failed": 0}
-    assert D.verify_manifest(tmp_path / "out", progress=False) == []
+    assert D.verify_sha256_manifest(tmp_path / "out", progress=False) == []
     Image.new("RGB", (8, 8)).save(tmp_path / "out" / "eval" / "b.png")
-    assert D.verify_manifest(tmp_path / "out", progress=False) == ["eval/b.png"]
+    assert D.verify_sha256_manifest(tmp_path / "out", progress=False) == ["eval/b.png"]
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
         z.writestr("../escape.txt", "x")
     with pytest.raises(ValueError, match="outside"):
@@ -247,7 +247,7 @@ def test_prepare_paris_from_a_hand_downloaded_folder_is_resumable(tmp_path, prep
     files = sorted(p.relative_to(out / "paris").as_posix() for p in (out / "paris").rglob("*.png"))
     assert len(files) == 7 and sum(f.startswith("eval/") for f in files) == 2
     assert Image.open(out / "paris" / files[0]).size == (32, 32)
-    assert D.verify_manifest(out / "paris", progress=False) == []
+    assert D.verify_sha256_manifest(out / "paris", progress=False) == []
     (out / "paris" / files[-1]).unlink()
     counts = prepare.prepare_images(prepare.SPECS["paris"], src, out, 32, False, False)
     assert counts == {"written": 1, "skipped": 6, "failed": 0}
@@ -273,7 +273,7 @@ def test_prepare_nvidia_masks_rebins_by_hole_ratio(tmp_path, prepare):
                   "--no-progress"])
     got = sorted(p.relative_to(out / "nvidia_masks").as_posix() for p in (out / "nvidia_masks").rglob("*.png"))
     assert [g.split("/")[:2] for g in got] == [["eval", "01-10"], ["eval", "10-20"], ["eval", "40-50"], ["eval", "40-50"]]
-    assert D.verify_manifest(out / "nvidia_masks", progress=False) == []
+    assert D.verify_sha256_manifest(out / "nvidia_masks", progress=False) == []
 
 
 def test_prepare_without_network_says_what_to_do(tmp_path, prepare, monkeypatch, capsys):
@@ -303,7 +303,7 @@ def test_cli_data_commands(tmp_path, capsys):
     assert main(["data", "masks", "--out", str(tmp_path), "--bins", "10-20,50-60", "--per-bin", "3",
                  "--size", "32"]) == 0
     files = sorted(tmp_path.rglob("*.png"))
-    assert len(files) == 6 and D.verify_manifest(tmp_path, progress=False) == []
+    assert len(files) == 6 and D.verify_sha256_manifest(tmp_path, progress=False) == []
     for f in files:
         lo, hi = (int(v) / 100 for v in f.parent.name.split("-"))
         assert lo < float(hole_ratio(load_mask(f))) <= hi
