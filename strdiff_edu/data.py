@@ -43,6 +43,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .checkpoint import sha256_file
+from .images import square_resize
 from .masks import PAPER_BINS, Bin, free_form_mask, mask_seed, to_known
 
 
@@ -398,15 +399,6 @@ def facades(n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- image folders
-def square_resize(img: Image.Image, size: int) -> Image.Image:
-    """Centre-crop a Pillow image to a square and resize it to ``size`` (bicubic, RGB)."""
-    img = img.convert("RGB")
-    w, h = img.size
-    side = min(w, h)
-    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
-    return img.crop(box).resize((size, size), Image.BICUBIC)
-
-
 def read_image(path: Union[str, Path], size: Optional[int] = None) -> torch.Tensor:
     """An image file as (3, H, W) float in [0, 1]; centre-cropped and resized when ``size``.
     Unreadable files raise ``ValueError`` naming the file."""

@@ -107,20 +107,26 @@ def list_image_files(root: Union[str, Path], recursive: bool = True, what: str =
     return files
 
 
+def square_resize(img: Image.Image, size: int) -> Image.Image:
+    """Centre-crop a Pillow image to a square and resize it to ``size`` (bicubic, RGB)."""
+    img = img.convert("RGB")
+    w, h = img.size
+    side = min(w, h)
+    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    return img.crop(box).resize((size, size), Image.BICUBIC)
+
+
 def sample_image(name: str = "astronaut", size: int = 64) -> torch.Tensor:
     """A bundled scikit-image photo as a float tensor (3, size, size) in [0, 1].
 
-    The photo is centre-cropped to a square, then resized with Pillow's bicubic filter.
+    The photo is centre-cropped to a square, then resized with Pillow's bicubic filter
+    (:func:`square_resize`).
     """
     import skimage.data
 
     if name not in SAMPLE_IMAGES:
         raise ValueError(f"unknown sample image {name!r}; choose one of {', '.join(SAMPLE_IMAGES)}")
-    rgb = getattr(skimage.data, name)()
-    h, w = rgb.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    img = Image.fromarray(rgb[top:top + side, left:left + side]).resize((size, size), Image.BICUBIC)
+    img = square_resize(Image.fromarray(getattr(skimage.data, name)()), size)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
