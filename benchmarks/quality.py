@@ -40,7 +40,8 @@ from strdiff_edu.evaluate import (LABELS, inpaint_image, load_networks, make_met
                                   sde_of_checkpoint)
 from strdiff_edu.masks import bin_name  # noqa: E402
 from strdiff_edu.models import config_from_dict  # noqa: E402
-from strdiff_edu.sampling import METHODS as SAMPLER_METHODS, IRSDESampler  # noqa: E402
+from strdiff_edu.methods import SAMPLERS as SAMPLER_METHODS  # noqa: E402
+from strdiff_edu.sampling import IRSDESampler  # noqa: E402
 from strdiff_edu.train import load_network  # noqa: E402
 
 #: (name, method, sampler options) of the default-method candidates compared in ``select``.

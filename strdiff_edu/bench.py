@@ -326,9 +326,9 @@ def warnings_suppressed():
 
 
 def _networks_of(method: str):
-    from .sampling import NETWORKS_OF_METHOD
+    from .methods import get_method
 
-    return NETWORKS_OF_METHOD[method]
+    return get_method(method).networks
 
 
 def fast_path_checks(preset: str, device, batch: int = 4, T: int = 10) -> dict:

@@ -159,7 +159,7 @@ def check_device(prefer: Optional[str], flag: str = "--device") -> None:
 
 
 def parse_methods(spec: str, flag: str = "--methods") -> list:
-    from .evaluate import METHODS
+    from .methods import METHODS
 
     methods = [m.strip() for m in spec.split(",") if m.strip()]
     if not methods:
@@ -177,7 +177,7 @@ def check_methods_available(methods: Sequence[str], folder: Optional[Path], flag
     folder holds its networks. Checked before the first method runs."""
     from .baselines import telea_available
     from .checkpoint import network_path
-    from .evaluate import needed_networks
+    from .methods import needed_networks
 
     if "telea" in methods and not telea_available():
         raise UsageError(f"{flag}: telea needs OpenCV, which is not installed: `pip install "
@@ -523,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_data, preset=None)
 
     from .sampling import DEFAULT_METHOD, DEFAULT_NOISE_SCALE, DEFAULT_REIMPOSE, MODES
-    from .evaluate import METHODS as EVAL_METHODS
+    from .methods import METHODS
 
     p = sub.add_parser("inpaint", help="inpaint one image file with a mask file (white = hole)",
                        description="Inpaint IMAGE (any size; RGB, gray or RGBA) where MASK is white "
@@ -534,8 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mask")
     p.add_argument("-o", "--output", required=True, help="output image file (PNG)")
     p.add_argument("--checkpoint", default="", help="checkpoint folder (default weights/<preset>)")
-    p.add_argument("--method", default=DEFAULT_METHOD, choices=list(EVAL_METHODS),
-                   help=f"(default {DEFAULT_METHOD}) " + "; ".join(f"{k}: {v}" for k, v in EVAL_METHODS.items()))
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=list(METHODS),
+                   help=f"(default {DEFAULT_METHOD}) " + "; ".join(f"{k}: {m.description}" for k, m in METHODS.items()))
     p.add_argument("--mode", default="corrected", choices=list(MODES), help="'official' reproduces the official sampler's quirks")
     p.add_argument("--reimpose", default=None, action=argparse.BooleanOptionalAction,
                    help=f"re-impose the known pixels after every reverse step (default {DEFAULT_REIMPOSE})")
@@ -557,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="methods x mask bins on the eval split: JSON, markdown tables, figure grids")
     p.add_argument("--methods", default="irsde,strdiff,strdiff-resample,biharmonic",
-                   help="comma-separated, from: " + ", ".join(EVAL_METHODS))
+                   help="comma-separated, from: " + ", ".join(METHODS))
     p.add_argument("--checkpoint", default="", help="checkpoint folder (default weights/<preset>)")
     p.add_argument("--data", default="embedded", help="'embedded' (the frozen eval split) or a folder of images")
     p.add_argument("--bins", default="paper", help="'paper', 'nvidia' or percent ranges like '10-20,40-50'")

@@ -77,7 +77,8 @@ def run_demo(out=None, checkpoint=None, preset: Optional[str] = None, n_images: 
     """Run the demo; returns ``{"results": ..., "paths": {...}, "wall_s": ...}``."""
     from . import data
     from .device import pick_device
-    from .evaluate import checkpoint_info, evaluate, needed_networks, sde_of_checkpoint, write_report
+    from .evaluate import checkpoint_info, evaluate, sde_of_checkpoint, write_report
+    from .methods import needed_networks
     from .masks import parse_bins
     from .profiles import PRESETS, get_profile
 

@@ -30,23 +30,12 @@ import torch
 from . import metrics as M
 from .baselines import BiharmonicInpainter, HarmonicInpainter, TeleaInpainter
 from .masks import Bin, bin_name
-from .sampling import (DEFAULT_METHOD, METHODS as SAMPLER_METHODS, NETWORKS_OF_METHOD, build_sampler,
-                       load_networks, resampling_schedule, sample_in_batches)
+from .methods import METHODS, SAMPLERS, get_method, needed_networks
+from .sampling import DEFAULT_METHOD, build_sampler, load_networks, resampling_schedule, sample_in_batches
 from .sde import MeanRevertingSDE
 
-BASELINE_METHODS = {"biharmonic": "biharmonic (scikit-image)",
-                    "harmonic": "harmonic fill (push-pull + Jacobi; the anchor of the x0-harmonic networks)",
-                    "fill": "mean of the harmonic and biharmonic fills (the anchor of the shipped x0-fill networks)",
-                    "telea": "Telea (OpenCV, optional)"}
-METHODS = {**SAMPLER_METHODS, **BASELINE_METHODS}
-LABELS = {"irsde": "IR-SDE", "irsde-repaint": "IR-SDE + RePaint", "irsde-ode": "IR-SDE (ODE)",
-          "strdiff": "StrDiffusion", "strdiff-ode": "StrDiffusion (ODE)",
-          "strdiff-always": "StrDiffusion + resampling (no D)",
-          "strdiff-resample": "StrDiffusion + adaptive resampling",
-          "strdiff-paper-rule": "StrDiffusion + resampling (paper rule)",
-          "strdiff-cheap": "StrDiffusion (cheap, Part VI)",
-          "biharmonic": "biharmonic", "harmonic": "harmonic fill", "fill": "anchor fill (harmonic + biharmonic)",
-          "telea": "Telea"}
+#: ``{method: label}``, a view of :data:`strdiff_edu.methods.METHODS` for tables and figures.
+LABELS = {n: m.label for n, m in METHODS.items()}
 #: ``fid="auto"`` computes FID/KID only from this many images on.
 FID_AUTO_MIN_IMAGES = 100
 #: Paper Table 2, lettered as the paper's text defines the cases (Sec. 3.4): A = IR-SDE + RePaint,
@@ -55,17 +44,6 @@ TABLE2_CASES = {"A": "irsde-repaint", "B": "strdiff-always", "C": "strdiff", "D"
 #: The legend under ``table2.md``, in the same letters.
 TABLE2_LEGEND = ("A: IR-SDE + RePaint resampling; B: StrDiffusion, resampling always accepted (no "
                  "discriminator); C: StrDiffusion, no resampling; D: adaptive resampling.")
-
-
-def needed_networks(methods: Sequence[str]) -> Tuple[str, ...]:
-    out = []
-    for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-        for n in NETWORKS_OF_METHOD.get(m, ()):
-            if n not in out:
-                out.append(n)
-    return tuple(out)
 
 
 def make_method(method: str, nets: Optional[dict] = None, sde: Optional[MeanRevertingSDE] = None,
@@ -166,8 +144,8 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
     bar = tqdm(total=total, desc="evaluate", disable=not progress)
     for method in methods:
         sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast,
-                              **({"schedule": schedule} if schedule is not None and method in SAMPLER_METHODS else {}))
-        entry = {"label": LABELS.get(method, method), "description": METHODS[method], "bins": {}}
+                              **({"schedule": schedule} if schedule is not None and method in SAMPLERS else {}))
+        entry = {"label": get_method(method).label, "description": get_method(method).description, "bins": {}}
         for b, known_all in masks.items():
             name = bin_name(b)
             known_all = known_all.to(device)
@@ -464,7 +442,7 @@ def calls_per_image(method: str, T: int) -> Dict[str, Tuple[int, int]]:
     discriminator's decisions, hence a range)."""
     from .sampling import expected_nfe, resampled_times
 
-    if method not in SAMPLER_METHODS:
+    if method not in SAMPLERS:
         return {}
     if method.startswith("irsde"):
         extra = 0
@@ -486,7 +464,7 @@ def calls_per_image(method: str, T: int) -> Dict[str, Tuple[int, int]]:
     lo = expected_nfe(T, pre, {t: lo_k for t in times}, rule=rule)
     hi = expected_nfe(T, pre, {t: pre.u_max - 1 for t in times}, rule=rule)
     out = {k: (lo[k], hi[k]) for k in lo}
-    if "discriminator" not in NETWORKS_OF_METHOD.get(method, ()):
+    if "discriminator" not in get_method(method).networks:
         out.pop("discriminator", None)
     return out
 
@@ -602,7 +580,7 @@ def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanReverting
                     f"; {c0}-{c1} network calls, about {s0:.0f}-{s1:.0f} s")
         announce(f"strdiff: inpainting {W}x{H} at {where} with {method}{cost}")
     sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast,
-                          **({"reimpose": reimpose, "noise_scale": noise_scale} if method in SAMPLER_METHODS else {}))
+                          **({"reimpose": reimpose, "noise_scale": noise_scale} if method in SAMPLERS else {}))
     multiple = max([getattr(getattr(n, "config", None), "downsampling_factor", 1) for n in nets.values()] + [1])
     result, structure, r = inpaint_image(sampler, image.to(device), known.to(device), train_size, multiple,
                               generator=make_generator(seed, device), progress=progress,

@@ -112,6 +112,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
+from .methods import SAMPLERS
 from .sde import MeanRevertingSDE
 from .structure import edge_map, grayscale, structure_pair
 
@@ -830,31 +831,12 @@ def _accepts_keyword(module, name: str) -> bool:
 DEFAULT_METHOD = "strdiff"
 DEFAULT_REIMPOSE = True
 DEFAULT_NOISE_SCALE = 0.0
-METHODS = {
-    "irsde": "IR-SDE",
-    "irsde-repaint": "IR-SDE + RePaint resampling (Table 2 case A)",
-    "strdiff": "StrDiffusion, no resampling (case C)",
-    "strdiff-always": "StrDiffusion, resampling always accepted, no discriminator (case B)",
-    "strdiff-resample": "StrDiffusion, adaptive resampling (case D)",
-    "strdiff-paper-rule": "StrDiffusion, adaptive resampling with the paper's threshold rule",
-    "irsde-ode": "IR-SDE, reverse ODE",
-    "strdiff-ode": "StrDiffusion, reverse ODE, no resampling",
-    "strdiff-cheap": "StrDiffusion, no resampling, shorter structure stage (Part VI; weights/cpu-cheap)",
-}
 #: ``strdiff-cheap`` (book Part VI, benchmarks/cost_quality.py): StrDiffusion without resampling
 #: whose early stage is ``t >= floor(CHEAP_SWITCH_FRACTION * T)``, meant for a structure network
 #: slimmed by the named variant ``CHEAP_STRUCTURE_VARIANT`` (models.config.MODEL_VARIANTS; shipped
 #: at the cpu preset in weights/cpu-cheap): at most 1.5x the network FLOPs of IR-SDE at the same T.
 CHEAP_SWITCH_FRACTION = 0.4
 CHEAP_STRUCTURE_VARIANT = "small"
-NETWORKS_OF_METHOD = {
-    "irsde": ("irsde",), "irsde-repaint": ("irsde",), "irsde-ode": ("irsde",),
-    "strdiff": ("texture", "structure"), "strdiff-ode": ("texture", "structure"),
-    "strdiff-cheap": ("texture", "structure"),
-    "strdiff-always": ("texture", "structure"),
-    "strdiff-resample": ("texture", "structure", "discriminator"),
-    "strdiff-paper-rule": ("texture", "structure", "discriminator"),
-}
 
 
 def load_networks(folder, networks, sde: MeanRevertingSDE, device="cpu") -> Tuple[dict, dict]:
@@ -878,7 +860,8 @@ def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optio
                   mode: str = "corrected", schedule: Optional[ResamplingSchedule] = None,
                   canny_sigma: Optional[float] = None, threshold: float = 0.0, prefer: str = "lower",
                   reimpose: Optional[bool] = None, noise_scale: Optional[float] = None):
-    """A sampler for one of :data:`METHODS` from loaded networks (see :func:`load_networks`).
+    """A sampler for one of the diffusion methods of :data:`strdiff_edu.methods.METHODS` from loaded
+    networks (see :func:`load_networks`).
 
     ``canny_sigma`` defaults to the checkpoint profile's ``canny_sigma``; ``schedule``
     to :func:`resampling_schedule` (T). ``reimpose``:
@@ -891,8 +874,8 @@ def build_sampler(method: str, nets: dict, sde: MeanRevertingSDE, configs: Optio
     noise_scale = DEFAULT_NOISE_SCALE if noise_scale is None else float(noise_scale)
     if noise_scale < 0:
         raise ValueError(f"noise_scale must be >= 0, got {noise_scale}")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method not in SAMPLERS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(SAMPLERS)}")
     schedule = schedule or resampling_schedule(sde.T)
     if method.startswith("irsde"):
         return IRSDESampler(nets["irsde"], sde, stochastic=method != "irsde-ode",

@@ -150,7 +150,8 @@ def test_table2_letters_agree_in_the_legend_and_the_method_descriptions():
     ``TABLE2_CASES``, the ``table2.md`` legend and the sampler's method descriptions."""
     import re
 
-    from strdiff_edu.evaluate import METHODS, TABLE2_CASES, TABLE2_LEGEND
+    from strdiff_edu.evaluate import TABLE2_CASES, TABLE2_LEGEND
+    from strdiff_edu.methods import METHODS
 
     legend = dict(re.findall(r"([ABCD]): ([^;]+?)(?:;|\.$)", TABLE2_LEGEND))
     assert set(legend) == set("ABCD")
@@ -158,6 +159,6 @@ def test_table2_letters_agree_in_the_legend_and_the_method_descriptions():
     assert "no discriminator" in legend["B"] and "always accepted" in legend["B"]
     assert "RePaint" in legend["A"] and "adaptive" in legend["D"]
     for case, method in TABLE2_CASES.items():
-        found = re.findall(r"case ([ABCD])", METHODS[method])
-        assert found in ([], [case]), (method, METHODS[method])
+        found = re.findall(r"case ([ABCD])", METHODS[method].description)
+        assert found in ([], [case]), (method, METHODS[method].description)
     assert TABLE2_CASES["B"] == "strdiff-always" and TABLE2_CASES["C"] == "strdiff"
