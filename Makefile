@@ -49,7 +49,7 @@ demo: setup
 	@echo "Demo outputs (tables, figure grids, results.json) are in $(CURDIR)/_build/demo"
 
 book: setup
-	STRDIFF_PROFILE=$${STRDIFF_PROFILE:-tiny} scripts/build_book.sh --execute
+	STRDIFF_PROFILE=$${STRDIFF_PROFILE:-cpu} scripts/build_book.sh --execute
 
 book-check: setup
 	scripts/build_book.sh --check

@@ -233,6 +233,7 @@ def cmd_book(args) -> int:
     env = dict(os.environ)
     if args.preset:
         env["STRDIFF_PROFILE"] = args.preset
+    env.setdefault("STRDIFF_PROFILE", "cpu")   # the site readers get (as `make book`); CI runs tiny
     return subprocess.call([str(script), "--check" if args.check else "--execute"], env=env)
 
 

@@ -406,10 +406,17 @@ def test_stale_lock_and_temporary_files(tmp_path, capsys):
     assert not (run / "train.lock").exists() and not list(run.glob("*.tmp"))
 
 
+def _default_sigint():
+    # A test run started in the background (`make test &`, nohup, some CI runners) inherits
+    # SIGINT ignored, and so would the child: give it the terminal's default, as a user has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(cmd, env=None):
     env = dict(os.environ, STRDIFF_PROFILE="tiny", OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.Popen([sys.executable, "-m", "strdiff_edu.cli", *map(str, cmd)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def _wait_for(path, proc, timeout=240):
