@@ -84,10 +84,9 @@ def clean_matching_loss(predicted_clean: torch.Tensor, clean: torch.Tensor, know
 def hole_colour_l1(predicted: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """Mean over images and channels of |mean_hole(predicted) - mean_hole(target)| (images
     without a hole add 0)."""
-    hole = (1 - known.to(predicted.dtype)).expand(predicted.shape[0], 1, *predicted.shape[-2:])
-    area = hole.sum(dim=(1, 2, 3)).clamp_min(1.0)
-    diff = ((predicted - target) * hole).sum(dim=(2, 3)) / area[:, None]
-    return diff.abs().mean()
+    from .metrics import hole_mean_colour
+
+    return hole_mean_colour(predicted - target, known).abs().mean()
 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, anchor: torch.Tensor,

@@ -58,11 +58,15 @@ def hole_colour_error(a: torch.Tensor, b: torch.Tensor, known: torch.Tensor) -> 
     A dark or tinted fill shows up here even where PSNR averages it away. Images without a hole
     get 0."""
     _check_pair(a, b)
-    hole = (1 - known.float()).expand(a.shape[0], 1, *a.shape[-2:])
+    return (hole_mean_colour(a.float(), known) - hole_mean_colour(b.float(), known)).norm(dim=1)
+
+
+def hole_mean_colour(x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Per image and channel, the mean of ``x`` over the hole (``known == 0``), (B, C); images
+    without a hole get 0."""
+    hole = (1 - known.to(x.dtype)).expand(x.shape[0], 1, *x.shape[-2:])
     area = hole.sum(dim=(1, 2, 3)).clamp_min(1.0)
-    mean_a = (a.float() * hole).sum(dim=(2, 3)) / area[:, None]
-    mean_b = (b.float() * hole).sum(dim=(2, 3)) / area[:, None]
-    return (mean_a - mean_b).norm(dim=1)
+    return (x * hole).sum(dim=(2, 3)) / area[:, None]
 
 
 def _gaussian_window(sigma: float, truncate: float, device, dtype) -> torch.Tensor:
