@@ -43,7 +43,7 @@ def test_every_shown_command_parses(name):
             args = parser.parse_args(argv)
         except SystemExit as exc:   # argparse reports the bad option on stderr
             pytest.fail(f"{name}: `{line}` does not parse (exit {exc.code})")
-        assert callable(getattr(args, "func", None)) or args is not None
+        assert callable(getattr(args, "func", None)), f"{name}: `{line}` names no subcommand"
 
 
 def test_torchrun_command_names_the_cli_module():
