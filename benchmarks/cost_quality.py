@@ -42,12 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from strdiff_edu import data, get_profile  # noqa: E402
-from strdiff_edu.checkpoint import network_path, shipped_weights  # noqa: E402
+from strdiff_edu.checkpoint import network_path  # noqa: E402
 from strdiff_edu.evaluate import evaluate  # noqa: E402
 from strdiff_edu.masks import PAPER_BINS, bin_name  # noqa: E402
 from strdiff_edu.models import config_from_dict, model_config  # noqa: E402
 from strdiff_edu.models.summary import forward_gflops  # noqa: E402
-from strdiff_edu.sampling import ResamplingSchedule, expected_nfe, resampling_schedule  # noqa: E402
+from strdiff_edu.resampling import ResamplingSchedule, expected_nfe, resampling_schedule  # noqa: E402
+from strdiff_edu.weights import Weights  # noqa: E402
 
 #: Where each structure network lives (a checkpoint folder holding structure.pt).
 STRUCTURES = {"shipped": ROOT / "weights" / "cpu", "small": ROOT / "weights" / "cpu-cheap",
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
     unknown = set(names) - set(VARIANTS)
     if unknown:
         p.error(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
-    base = shipped_weights("cpu")
+    base = Weights.find(profile="cpu").folder
     for s in {VARIANTS[n][2] for n in names}:
         if not (STRUCTURES[s] / "structure.pt").exists():
             if not args.train_missing:
@@ -231,7 +232,7 @@ def cheap_summary(result: dict) -> dict:
     """The ``strdiff-cheap`` method: which measured variant has its settings, its FLOPs ratio to
     IR-SDE, and whether its quality is within the seed spread of shipped StrDiffusion (paired
     mean difference >= minus the spread over seeds of StrDiffusion's bin-averaged score)."""
-    from strdiff_edu.sampling import CHEAP_STRUCTURE_VARIANT, CHEAP_SWITCH_FRACTION
+    from strdiff_edu.methods import CHEAP_STRUCTURE_VARIANT, CHEAP_SWITCH_FRACTION
 
     out = {"method": "strdiff-cheap", "structure_variant": CHEAP_STRUCTURE_VARIANT,
            "switch_fraction": CHEAP_SWITCH_FRACTION, "weights": "weights/cpu-cheap", "budget_vs_irsde": 1.5}
@@ -272,7 +273,7 @@ def paper_arithmetic(presets=("cpu", "paper")) -> dict:
                 n = expected_nfe(T, ResamplingSchedule(T, 6, 3, 5, 5, switch_fraction=sf), {})
                 rows[f"{s_name}strdiff sf{sf}"] = n["structure"] * g[s_key] + n["texture"] * g["texture"]
         rp = resampling_schedule(T)
-        from strdiff_edu.sampling import resampled_times
+        from strdiff_edu.resampling import resampled_times
         n = expected_nfe(T, rp, {t: rp.u_min for t, _ in resampled_times(T, rp)})
         rows["strdiff-resample (u_min everywhere)"] = (n["structure"] * g["structure"] + n["texture"] * g["texture"]
                                                        + n["discriminator"] * g["discriminator"])

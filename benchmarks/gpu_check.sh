@@ -9,7 +9,7 @@
 # Runs from the source tree with whatever python3 + torch the GPU machine has (nothing is
 # installed there). numpy and tqdm, if missing, are taken from wheels in .gpu_wheels/ (fetch them
 # here with `make gpu-wheels`) and unpacked into a temporary folder. Writes to OUTDIR:
-#   gpu.json   every measurement (strdiff_edu.bench.run; see benchmarks/run.py --plan gpu)
+#   gpu.json   every measurement (strdiff_edu.tools.bench.run; see benchmarks/run.py --plan gpu)
 #   gpu.md     the same as markdown tables
 #   env.txt, nvidia-smi.txt, pip.txt   what the machine had
 set -u

@@ -36,13 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from strdiff_edu import data as D  # noqa: E402
 from strdiff_edu import metrics as M  # noqa: E402
 from strdiff_edu.device import make_generator  # noqa: E402
-from strdiff_edu.evaluate import (LABELS, inpaint_image, load_networks, make_method, needed_networks,  # noqa: E402
-                                  sde_of_checkpoint)
+from strdiff_edu.evaluate import LABELS, inpaint_image  # noqa: E402
 from strdiff_edu.masks import bin_name  # noqa: E402
-from strdiff_edu.models import config_from_dict  # noqa: E402
-from strdiff_edu.methods import SAMPLERS as SAMPLER_METHODS  # noqa: E402
+from strdiff_edu.methods import build as build_method  # noqa: E402
+from strdiff_edu.methods import DEFAULT_METHOD, DEFAULT_NOISE_SCALE, DEFAULT_REIMPOSE, get_method  # noqa: E402
 from strdiff_edu.sampling import IRSDESampler  # noqa: E402
-from strdiff_edu.train import load_network  # noqa: E402
+from strdiff_edu.weights import Weights, load_network  # noqa: E402
 
 #: (name, method, sampler options) of the default-method candidates compared in ``select``.
 VARIANTS = (
@@ -65,7 +64,10 @@ def score(out: torch.Tensor, truth: torch.Tensor, known: torch.Tensor) -> dict:
     c = M.hole_colour_error(out, truth, known)
     return {"psnr": float(p.mean()), "ssim": float(s.mean()),
             "psnr_all": [round(float(v), 4) for v in p], "ssim_all": [round(float(v), 5) for v in s],
-            "hole_colour_error_all": [round(float(v), 5) for v in c]}
+            "hole_colour_error_all": [round(float(v), 5) for v in c],
+            "hole_mean_all": [[round(float(v), 5) for v in row] for row in M.hole_mean_colour(out.float(), known)],
+            "truth_hole_mean_all": [[round(float(v), 5) for v in row]
+                                    for row in M.hole_mean_colour(truth.float(), known)]}
 
 
 def run_sampler(sampler, images, masks, seed: int) -> dict:
@@ -88,10 +90,14 @@ def summarize(rows: dict) -> dict:
     return {"psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim))}
 
 
-def build(method: str, folder, sde, options=None):
-    nets, configs = load_networks(folder, needed_networks([method]), sde) if needed_networks([method]) else ({}, {})
-    opts = dict(options or {}) if method in SAMPLER_METHODS else {}
-    return make_method(method, nets, sde, configs, **opts)
+def build(method: str, weights, options=None, **nets):
+    """``method`` with the networks of ``weights`` (``nets``: other checkpoints in some roles)."""
+    loaded = {role: load_network(path, role, expect={"sde": weights.sde.config()})[0] for role, path in nets.items()}
+    return build_method(method, weights, nets=loaded, **(options or {}))
+
+
+def steps_of(path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
 
 
 def meta(args, split: str, n: int) -> dict:
@@ -103,21 +109,20 @@ def meta(args, split: str, n: int) -> dict:
 
 # ----------------------------------------------------------------------------- select
 def cmd_select(args) -> dict:
-    sde, _ = sde_of_checkpoint(args.weights)
-    size = _size(args.weights)
-    images, masks = D.validation_pairs(size, args.crops_per_scene)
+    weights = Weights(args.weights)
+    images, masks = D.validation_pairs(weights.image_size, args.crops_per_scene)
     res = {"meta": meta(args, "validation", images.shape[0]), "methods": {}, "ablation": {}}
     parts = set(args.parts.split(","))
     if "baselines" in parts:
         for m in BASELINES:
-            res["methods"][m] = {"label": LABELS[m], **run_sampler(build(m, args.weights, sde), images, masks, args.seed)}
+            res["methods"][m] = {"label": LABELS[m], **run_sampler(build(m, weights), images, masks, args.seed)}
     if "variants" in parts:
         for name, method, opts in VARIANTS:
             if name not in args.variants.split(","):
                 continue
             print(f"validation: {name}", flush=True)
             res["methods"][name] = {"method": method, "options": opts,
-                                    **run_sampler(build(method, args.weights, sde, opts), images, masks, args.seed)}
+                                    **run_sampler(build(method, weights, opts), images, masks, args.seed)}
     if "anchor-weights" in parts:   # the weight w of w * biharmonic + (1 - w) * harmonic (anchor_fill: 0.5)
         from strdiff_edu.fill import biharmonic_fill, harmonic_fill
 
@@ -130,17 +135,12 @@ def cmd_select(args) -> dict:
             rows[str(w)] = {"bins": per_bin, "mean": summarize(per_bin)}
         res["anchor_weights"] = {"crops_per_scene": args.crops_per_scene, "rows": rows}
     if args.texture_snapshots:    # the default method with the texture network of other checkpoints
-        from strdiff_edu.sampling import DEFAULT_METHOD, DEFAULT_NOISE_SCALE, DEFAULT_REIMPOSE
-
         opts = {"reimpose": DEFAULT_REIMPOSE, "noise_scale": DEFAULT_NOISE_SCALE}
-        nets, configs = load_networks(args.weights, needed_networks([DEFAULT_METHOD]), sde)
         for path in map(Path, args.texture_snapshots.split(",")):
-            nets["texture"], _ = load_network(path, "texture", expect={"sde": sde.config()})
-            steps = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
-            name = f"{path.parent.name}@{steps}"
+            name = f"{path.parent.name}@{steps_of(path)}"
             print(f"validation: {name}", flush=True)
             res["methods"][name] = {"method": DEFAULT_METHOD, "options": opts, "checkpoint": str(path),
-                                    **run_sampler(make_method(DEFAULT_METHOD, nets, sde, configs, **opts),
+                                    **run_sampler(build(DEFAULT_METHOD, weights, opts, texture=path),
                                                   images, masks, args.seed)}
     if "biharmonic" in res["methods"]:   # the hole-colour target's statistic, per method
         for name, row in res["methods"].items():
@@ -151,34 +151,31 @@ def cmd_select(args) -> dict:
             if not path.exists():
                 print(f"ablation: {path} missing; skipped", flush=True)
                 continue
-            net, cfg = load_network(path, "irsde", expect={"sde": sde.config()})
-            steps = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+            net, cfg = load_network(path, "irsde", expect={"sde": weights.sde.config()})
+            steps = steps_of(path)
             print(f"ablation: irsde {pred} ({steps} steps)", flush=True)
             res["ablation"][pred] = {"checkpoint": str(path), "steps": steps,
-                                     **run_sampler(IRSDESampler(net, sde), images, masks, args.seed)}
+                                     **run_sampler(IRSDESampler(net, weights.sde), images, masks, args.seed)}
     return res
 
 
 # ----------------------------------------------------------------------------- eval
 def cmd_eval(args) -> dict:
-    sde, info = sde_of_checkpoint(args.weights)
-    size = _size(args.weights)
-    images, masks = D.eval_pairs(size)
+    weights = Weights(args.weights)
+    images, masks = D.eval_pairs(weights.image_size)
     res = {"meta": meta(args, "eval", images.shape[0]), "methods": {}}
     reimpose = {k: v for k, v in (("reimpose", args.reimpose), ("noise_scale", args.noise_scale)) if v is not None}
     for m in args.methods.split(","):
         print(f"eval: {m}", flush=True)
-        res["methods"][m] = {"label": LABELS.get(m, m), "options": reimpose if m in SAMPLER_METHODS else {},
-                             **run_sampler(build(m, args.weights, sde, reimpose), images, masks, args.seed)}
+        res["methods"][m] = {"label": LABELS.get(m, m), "options": reimpose if get_method(m).is_sampler else {},
+                             **run_sampler(build(m, weights, reimpose), images, masks, args.seed)}
     if args.texture_snapshot:      # StrDiffusion with the texture network of a snapshot (equal steps)
         path = Path(args.texture_snapshot)
-        nets, configs = load_networks(args.weights, ("texture", "structure"), sde)
-        nets["texture"], _ = load_network(path, "texture", expect={"sde": sde.config()})
-        steps = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+        steps = steps_of(path)
         name = f"strdiff@{steps}"
         print(f"eval: {name}", flush=True)
         res["methods"][name] = {"label": f"StrDiffusion, texture network at {steps} steps", "options": reimpose,
-                                **run_sampler(make_method(args.default, nets, sde, configs, **reimpose),
+                                **run_sampler(build(args.default, weights, reimpose, texture=path),
                                               images, masks, args.seed)}
     res["targets"] = targets(res, args.default)
     return res
@@ -207,18 +204,18 @@ def share_no_worse(row: dict, biharmonic: dict) -> float:
 
 # ----------------------------------------------------------------------------- photo256
 def cmd_photo256(args) -> dict:
-    sde, info = sde_of_checkpoint(args.weights)
-    train_size = _size(args.weights)
+    weights = Weights(args.weights)
+    train_size = weights.image_size
     images, masks = D.eval_pairs(args.size)
     if args.n_images:
         images = images[:args.n_images]
         masks = {b: m[:args.n_images] for b, m in masks.items()}
-    multiple = max(config_from_dict(c["model"]).downsampling_factor for c in info.values())
+    multiple = weights.multiple
     res = {"meta": {**meta(args, f"eval at {args.size} px", images.shape[0]), "working_size": train_size},
            "methods": {}}
     for m in args.methods.split(","):
-        sampler = build(m, args.weights, sde, {k: v for k, v in (("reimpose", args.reimpose),
-                                                                ("noise_scale", args.noise_scale)) if v is not None})
+        sampler = build(m, weights, {k: v for k, v in (("reimpose", args.reimpose),
+                                                      ("noise_scale", args.noise_scale)) if v is not None})
         rows, secs = {}, []
         for k, (b, known) in enumerate(masks.items()):
             outs = []
@@ -251,11 +248,6 @@ def cmd_merge(args) -> dict:
     if parts[0]["meta"]["split"] == "eval":
         res["targets"] = targets(res, args.default)
     return res
-
-
-def _size(folder) -> int:
-    _, info = sde_of_checkpoint(folder)
-    return int(next(iter(info.values()))["image_size"])
 
 
 def main(argv=None) -> int:

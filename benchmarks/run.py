@@ -1,4 +1,4 @@
-"""The benchmark entry point: prints markdown tables and writes a JSON (see strdiff_edu.bench).
+"""The benchmark entry point: prints markdown tables and writes a JSON (see strdiff_edu.tools.bench).
 
     .venv/bin/python benchmarks/run.py                                   # tiny preset, CPU: a smoke run
     .venv/bin/python benchmarks/run.py --preset cpu --out benchmarks/results/cpu.json
@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from strdiff_edu import bench  # noqa: E402
+from strdiff_edu.tools import bench  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(bench.main())

@@ -25,9 +25,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from strdiff_edu import data, get_profile  # noqa: E402
-from strdiff_edu.evaluate import LABELS, make_method, needed_networks  # noqa: E402
+from strdiff_edu.evaluate import LABELS  # noqa: E402
+from strdiff_edu.methods import build, needed_networks  # noqa: E402
+from strdiff_edu.weights import Weights  # noqa: E402
 from strdiff_edu.models import build_network  # noqa: E402
-from strdiff_edu.sampling import expected_nfe, load_networks, resampled_times, resampling_schedule  # noqa: E402
+from strdiff_edu.resampling import expected_nfe, resampled_times, resampling_schedule  # noqa: E402
 
 DEFAULT_METHODS = ("irsde", "irsde-repaint", "strdiff", "strdiff-always", "strdiff-resample", "biharmonic")
 
@@ -46,7 +48,7 @@ def main(argv=None) -> int:
     sde = prof.sde.build()
     methods = [m for m in args.methods.split(",") if m]
     if args.checkpoint:
-        nets, configs = load_networks(args.checkpoint, needed_networks(methods), sde)
+        nets, configs = Weights(args.checkpoint).load(needed_networks(methods), sde=sde)
         source = args.checkpoint
     else:
         torch.manual_seed(0)
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     print("| method | s / image | structure | texture | discriminator | batched calls |")
     print("|---|---:|---:|---:|---:|---:|")
     for m in methods:
-        sampler = make_method(m, nets, sde, configs)
+        sampler = build(m, nets=nets, sde=sde, configs=configs)
         t0 = time.perf_counter()
         r = sampler.sample(img, known, generator=torch.Generator().manual_seed(0), progress=False)
         sec = (time.perf_counter() - t0) / args.images

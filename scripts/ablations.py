@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from strdiff_edu import data, get_profile  # noqa: E402
-from strdiff_edu.checkpoint import shipped_weights  # noqa: E402
+from strdiff_edu.weights import Weights  # noqa: E402
 from strdiff_edu.evaluate import TABLE2_CASES as CASES  # noqa: E402  (the paper's letters, Sec. 3.4)
 from strdiff_edu.evaluate import evaluate  # noqa: E402
 from strdiff_edu.masks import PAPER_BINS, bin_name  # noqa: E402
@@ -118,7 +118,7 @@ def main(argv=None):
                               "prediction": "noise", "results": pairings, "meta": dict(result["meta"])}
 
     if not args.skip_cases:
-        weights = shipped_weights("cpu")
+        weights = Weights.find(profile="cpu").folder
         images, masks = data.eval_pairs(get_profile("cpu").image_size)
         images = images[:args.case_images]
         masks = {b: m[:args.case_images] for b, m in masks.items()}

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from strdiff_edu import checkpoint as ckpt_io  # noqa: E402
-from strdiff_edu.bench import matmul_throughput  # noqa: E402
+from strdiff_edu.tools.bench import matmul_throughput  # noqa: E402
 from strdiff_edu.profiles import get_profile  # noqa: E402
 from strdiff_edu.train import (NETWORK_OF_STAGE, BatchSource, StageLoss, TrainConfig, _step_generator,  # noqa: E402
                                export_weights, load_network)

@@ -15,7 +15,7 @@ weights are written to ``--out`` as a weights folder (``strdiff ... --checkpoint
   hardware, minutes, the measured bf16 dense-matmul peak and the MFU (achieved FLOP/s over it);
 * ``curves.csv``: step, seconds and loss of every network every ``--log-every`` steps;
 * ``presets.json`` (with ``--measure-presets gpu,paper``): after training, seconds per training
-  step, images/s and MFU of every network at those presets (``strdiff_edu.bench``), what a reader
+  step, images/s and MFU of every network at those presets (``strdiff_edu.tools.bench``), what a reader
   planning a longer run needs.
 
 At most 7 files, each well under 16 MiB at the cpu preset (the weights are 1.3-6 MB each).
@@ -120,7 +120,7 @@ class Lane:
 
 
 def measured_peak(device) -> dict:
-    from strdiff_edu.bench import matmul_throughput
+    from strdiff_edu.tools.bench import matmul_throughput
 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     return matmul_throughput(device, dtype=dtype, min_seconds=0.5)
@@ -224,7 +224,7 @@ def main(argv=None) -> int:
         w.writeheader()
         w.writerows(rows)
     if args.measure_presets:
-        from strdiff_edu.bench import training_step_throughput
+        from strdiff_edu.tools.bench import training_step_throughput
 
         timings = {"device": hardware, "batch": args.measure_batch, "peak_tflops": peak["tflops"], "rows": []}
         for preset in args.measure_presets.split(","):

@@ -179,7 +179,7 @@ def verify_folder(folder: Union[str, Path]) -> Dict[str, Any]:
     return manifest
 
 
-def _read_manifest(folder: Path) -> Optional[Dict[str, Any]]:
+def read_manifest(folder: Path) -> Optional[Dict[str, Any]]:
     mf = folder / "manifest.json"
     if not mf.is_file():
         return None
@@ -197,7 +197,7 @@ def verify_network_file(folder: Union[str, Path], network: str) -> None:
     """The network's file in a checkpoint folder matches the manifest's sha256 (when the folder
     has a manifest listing it); a changed or replaced file is named."""
     folder = Path(folder)
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     if not manifest or network not in manifest:
         return
     meta = manifest[network]
@@ -231,7 +231,7 @@ def check_folder_agrees(folder: Union[str, Path], network: str, config: Mapping[
     records them) in preset (the widths), image size, T, schedule or structure pairing; the
     message names both networks and the field."""
     folder = Path(folder)
-    manifest = _read_manifest(folder) or {}
+    manifest = read_manifest(folder) or {}
     if network in manifest and manifest[network].get("config", {}).get("network", network) != network:
         raise CheckpointError(f"{folder / 'manifest.json'} lists a {manifest[network]['config']['network']!r} "
                               f"network under {network!r}; re-export the folder")
@@ -260,24 +260,3 @@ def check_finite(state: Mapping[str, Any], path: Union[str, Path], what: str = "
             raise CheckpointError(f"{path}: the {what} weights hold {bad} non-finite value(s) (NaN or inf) in "
                                   f"{key}; the run that wrote them diverged: retrain, or resume from an earlier "
                                   "checkpoint")
-
-
-#: Where the shipped weights live: <root>/<preset>/ (the checkout's weights/, $STRDIFF_WEIGHTS or the
-#: installed copy: strdiff_edu.locations).
-from .locations import weights_root  # noqa: E402
-
-WEIGHTS_ROOT = weights_root()
-
-
-def shipped_weights(preset: str = "cpu") -> Path:
-    """The folder of the shipped weights for ``preset`` (``weights/<preset>``), checked.
-
-    Only the ``cpu`` preset's weights are shipped (64x64, T = 100); ``make weights`` rebuilds them.
-    """
-    folder = WEIGHTS_ROOT / preset
-    if not (folder / "manifest.json").exists():
-        shipped = sorted(p.parent.name for p in WEIGHTS_ROOT.glob("*/manifest.json"))
-        raise CheckpointError(f"no shipped weights for preset {preset!r} in {folder} "
-                              f"(available: {', '.join(shipped) or 'none'}); "
-                              "run `make weights` or pass --checkpoint DIR")
-    return folder

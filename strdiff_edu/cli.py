@@ -5,7 +5,7 @@
     strdiff book                      # execute the notebooks and render the book offline
     strdiff data info                 # the embedded dataset: scenes, split, sizes, credits
     strdiff data masks --out masks/   # free-form masks per hole-ratio bin (PNG, white = hole)
-    strdiff data prepare places2 ...  # real datasets (data_scripts/prepare.py)
+    strdiff data prepare places2 ...  # real datasets (strdiff_edu.tools.prepare)
     strdiff inpaint IMAGE MASK -o OUT # inpaint one file (mask: white = hole) with the shipped weights
     strdiff evaluate --methods ...    # eval split x mask bins x methods -> tables and figure grids
     strdiff demo                      # the main demo (make demo): writes _build/demo/
@@ -268,23 +268,25 @@ def cmd_data(args) -> int:
         except ValueError as exc:
             raise UsageError(f"--bins: {exc}") from None
         out = check_output_dir("--out", args.out)
-        entries = D.read_sha256_manifest(out)
+        from .checkpoint import sha256_file
+        from .tools.datasets import MANIFEST, read_sha256_manifest, write_sha256_manifest
+
+        entries = read_sha256_manifest(out)
         for b in bins:
             holes = M.masks_for_bin(size, b, args.per_bin, seed=args.seed, progress=True)
             for i, hole in enumerate(tqdm(holes, desc=f"write {M.bin_name(b)}", leave=False)):
                 rel = f"{M.bin_name(b)}/{i:05d}.png"
                 M.save_mask(hole, out / rel)
-                entries[rel] = D.sha256_file(out / rel)
+                entries[rel] = sha256_file(out / rel)
             r = holes.reshape(len(holes), -1).mean(1)
             print(f"bin {M.bin_name(b)} %: {len(holes)} masks, hole ratio mean {r.mean():.3f} "
                   f"(min {r.min():.3f}, max {r.max():.3f})")
-        D.write_sha256_manifest(out, entries)
-        print(f"masks written to {out} (white = hole), manifest {out / D.MANIFEST}")
+        write_sha256_manifest(out, entries)
+        print(f"masks written to {out} (white = hole), manifest {out / MANIFEST}")
         return 0
-    script = REPO_ROOT / "data_scripts" / "prepare.py"
-    if not script.exists():
-        raise UsageError(f"{script} not found; `strdiff data prepare` needs a source checkout (pip install -e .)")
-    return subprocess.call([sys.executable, str(script), *args.rest])
+    from .tools.prepare import main as prepare_main
+
+    return prepare_main(args.rest)
 
 
 def cmd_train(args) -> int:
@@ -320,10 +322,20 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _default_checkpoint(args, prof) -> Path:
+def _weights_folder(args, prof) -> Path:
+    """The weights folder a command uses: ``--checkpoint``, else the profile's shipped folder (the
+    ``cpu`` one when the profile has none: :meth:`strdiff_edu.weights.Weights.find`); when there is
+    none, the profile's folder under the weights root (the methods that need networks then say so)."""
+    from .checkpoint import CheckpointError
     from .locations import weights_root
+    from .weights import Weights
 
-    return Path(args.checkpoint) if args.checkpoint else weights_root() / prof.name
+    if args.checkpoint:
+        return Path(args.checkpoint)
+    try:
+        return Weights.find(profile=prof.name).folder
+    except CheckpointError:
+        return weights_root() / prof.name
 
 
 def cmd_inpaint(args) -> int:
@@ -350,11 +362,14 @@ def cmd_inpaint(args) -> int:
     if args.max_pixels is not None:
         check_range("--max-pixels", args.max_pixels, 1)
     check_device(None)
-    sde = prof.sde.build()
-    folder = _default_checkpoint(args, prof)
+    folder = _weights_folder(args, prof)
     check_methods_available([args.method], folder, flag="--method")
+    from .methods import needed_networks
+    from .weights import Weights
+
+    weights = Weights(folder) if needed_networks([args.method]) else None
     try:
-        summary = inpaint_file(args.image, args.mask, args.output, folder, sde, method=args.method,
+        summary = inpaint_file(args.image, args.mask, args.output, weights, method=args.method, sde=prof.sde.build(),
                                black_hole=args.black_hole, seed=prof.seed, device=pick_device(verbose=False),
                                mode=args.mode, progress=not args.no_progress, structure_out=args.structure_out,
                                fast=not args.no_fast, full_resolution=args.full_resolution, reimpose=args.reimpose,
@@ -372,10 +387,11 @@ def cmd_evaluate(args) -> int:
     from . import data as D
     from . import masks as MK
     from .device import pick_device
-    from .evaluate import evaluate, sde_of_checkpoint, write_report
+    from .evaluate import evaluate, write_report
+    from .weights import Weights
 
     prof = _profile_from_args(args)
-    folder = _default_checkpoint(args, prof)
+    folder = _weights_folder(args, prof)
     methods = parse_methods(args.methods)
     check_range("--n-images", args.n_images, 0)
     try:
@@ -389,9 +405,12 @@ def cmd_evaluate(args) -> int:
     check_methods_available(methods, folder)
     sde = None
     size = args.image_size or prof.image_size
-    if (folder / "manifest.json").is_file():
-        sde, info = sde_of_checkpoint(folder)
-        size = args.image_size or int(next(iter(info.values())).get("image_size", size))
+    from .methods import needed_networks
+
+    weights = None
+    if needed_networks(methods):    # the networks' image size and SDE; the baselines run at the profile's
+        weights = Weights(folder)
+        sde, size = weights.sde, args.image_size or weights.image_size
     if args.data == "embedded":
         images, masks = D.eval_pairs(size, bins)
     else:
@@ -419,7 +438,7 @@ def cmd_evaluate(args) -> int:
         tqdm.write(f"{list(partial['methods'])[-1]}: done; results in {out / 'results.json'}", file=sys.stderr)
 
     try:
-        res = evaluate(methods, images, masks, checkpoint=folder, sde=sde, device=pick_device(verbose=False),
+        res = evaluate(methods, images, masks, checkpoint=weights, sde=sde, device=pick_device(verbose=False),
                        seed=prof.seed, batch_size=args.batch_size or 16, mode=args.mode,
                        fid=True if args.fid else "auto" if args.fid is None else False, fast=not args.no_fast,
                        on_method_done=finished)
@@ -443,7 +462,7 @@ BENCH_SECTIONS = ("peak", "networks", "training", "samplers", "checks", "compile
 
 
 def cmd_bench(args) -> int:
-    from .bench import main as bench_main
+    from .tools.bench import main as bench_main
 
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
     if args.sections and not sections:
@@ -518,23 +537,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=cmd_data)
     q = dsub.add_parser("prepare", help="prepare Paris StreetView, CelebA, Places2, NVIDIA masks or a folder "
-                        "(arguments go to data_scripts/prepare.py; try `strdiff data prepare list`)",
+                        "(strdiff_edu.tools.prepare; try `strdiff data prepare list`)",
                         add_help=False)
     q.add_argument("rest", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_data, preset=None)
 
-    from .sampling import DEFAULT_METHOD, DEFAULT_NOISE_SCALE, DEFAULT_REIMPOSE, MODES
-    from .methods import METHODS
+    from .methods import DEFAULT_METHOD, DEFAULT_NOISE_SCALE, DEFAULT_REIMPOSE, METHODS
+    from .sampling import MODES
 
     p = sub.add_parser("inpaint", help="inpaint one image file with a mask file (white = hole)",
                        description="Inpaint IMAGE (any size; RGB, gray or RGBA) where MASK is white "
                        "(the NVIDIA / official convention; --black-hole for masks whose kept pixels are "
-                       "white). Uses weights/<preset> unless --checkpoint DIR is given; the checkpoint's T "
-                       "must equal the profile's (--T).")
+                       "white). Uses the profile's shipped weights (else weights/cpu) unless --checkpoint DIR "
+                       "is given; the weights' T must equal the profile's (--T).")
     p.add_argument("image")
     p.add_argument("mask")
     p.add_argument("-o", "--output", required=True, help="output image file (PNG)")
-    p.add_argument("--checkpoint", default="", help="checkpoint folder (default weights/<preset>)")
+    p.add_argument("--checkpoint", default="", help="weights folder (default: the profile's shipped weights, else weights/cpu)")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=list(METHODS),
                    help=f"(default {DEFAULT_METHOD}) " + "; ".join(f"{k}: {m.description}" for k, m in METHODS.items()))
     p.add_argument("--mode", default="corrected", choices=list(MODES), help="'official' reproduces the official sampler's quirks")
@@ -559,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="methods x mask bins on the eval split: JSON, markdown tables, figure grids")
     p.add_argument("--methods", default="irsde,strdiff,strdiff-resample,biharmonic",
                    help="comma-separated, from: " + ", ".join(METHODS))
-    p.add_argument("--checkpoint", default="", help="checkpoint folder (default weights/<preset>)")
+    p.add_argument("--checkpoint", default="", help="weights folder (default: the profile's shipped weights, else weights/cpu)")
     p.add_argument("--data", default="embedded", help="'embedded' (the frozen eval split) or a folder of images")
     p.add_argument("--bins", default="paper", help="'paper', 'nvidia' or percent ranges like '10-20,40-50'")
     p.add_argument("--n-images", type=int, default=0, help="use the first N images (0: all)")
@@ -572,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="the main demo: all methods on the eval split, tables and figures in _build/demo")
-    p.add_argument("--checkpoint", default="", help="checkpoint folder (default weights/<preset>, else weights/cpu)")
+    p.add_argument("--checkpoint", default="", help="weights folder (default: the profile's shipped weights, else weights/cpu)")
     p.add_argument("--preset", choices=list(PRESETS), default=None)
     p.add_argument("--n-images", type=int, default=0, help="eval images per bin (default: the demo's subset)")
     p.add_argument("--out", default="", help="output folder (default: the checkout's _build/demo, "
@@ -583,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks: network throughput, training MFU, sampler seconds and calls, "
                                      "fast-path accuracy (tables + JSON)")
-    from .bench import add_arguments as add_bench_arguments
+    from .tools.bench import add_arguments as add_bench_arguments
     add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)
     return parser

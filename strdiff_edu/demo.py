@@ -3,14 +3,14 @@
 On the frozen evaluation pairs of the embedded data (:func:`strdiff_edu.data.eval_pairs`, one
 seeded free-form mask per image and hole-ratio bin 10-20 %, ..., 40-50 %) and with the shipped
 weights, it runs IR-SDE, StrDiffusion without resampling, StrDiffusion with adaptive resampling
-(the official rule with the constants of the weights' T, :func:`strdiff_edu.sampling.resampling_schedule`)
+(the official rule with the constants of the weights' T, :func:`strdiff_edu.resampling.resampling_schedule`)
 and the non-learned baselines (biharmonic; Telea when OpenCV is installed), then writes the
 figure grids and the metrics tables (PSNR / SSIM; FID needs far more images than the demo has)
 into ``_build/demo/`` of the source checkout (``./strdiff_demo`` for an installed package) and
 prints where they are.
 
-Weights: ``--checkpoint DIR``, else ``<weights root>/<active profile>`` when it holds weights, else
-``<weights root>/cpu``, the root being :func:`strdiff_edu.locations.weights_root` (``$STRDIFF_WEIGHTS``,
+Weights: ``--checkpoint DIR``, else :meth:`strdiff_edu.weights.Weights.find` (the active profile's
+shipped folder, else ``cpu``'s, under :func:`strdiff_edu.locations.weights_root`: ``$STRDIFF_WEIGHTS``,
 the checkout's ``weights/``, or the copy installed with the package); without any, it stops and
 says to run ``make weights``. The image size and the
 SDE (T) are the checkpoint's own.
@@ -19,7 +19,7 @@ Budget: at most 5 minutes on 2 CPU cores for the cpu weights (64 px, T = 100). O
 costs roughly 20-25 ms per 64 px image on two free cores (about 90 ms on one contended core), and
 batching does not help on a CPU. Per image and bin, IR-SDE makes 100 calls, StrDiffusion 161, and
 the adaptive resampling with the official T = 100 constants (25/4/2/2) 529-2369 (the count
-depends on the discriminator's decisions; see :mod:`strdiff_edu.sampling`). So the demo uses
+depends on the discriminator's decisions; see :mod:`strdiff_edu.resampling`). So the demo uses
 :data:`DEMO_IMAGES` eval images, spread over the eval scenes (``linspace`` over the 16 crops),
 with all four bins: 8 image-mask pairs, about 6,000-20,000 calls. ``--n-images 4`` takes one
 image per scene, ``--n-images 16`` the full split (both beyond the 5-minute budget).
@@ -33,8 +33,8 @@ from typing import Optional, Sequence
 import torch
 
 from .baselines import telea_available
-from .locations import checkout_root, weights_root
-from .sampling import ResamplingSchedule
+from .locations import checkout_root
+from .resampling import ResamplingSchedule
 
 #: Where the demo writes: the checkout's ``_build/demo``, or ``./strdiff_demo`` for an installed package.
 DEFAULT_OUT = (checkout_root() / "_build" / "demo") if checkout_root() is not None else Path("strdiff_demo")
@@ -50,51 +50,29 @@ def demo_methods() -> tuple:
     return DEMO_METHODS + (("telea",) if telea_available() else ())
 
 
-def find_weights(checkpoint=None, preset: Optional[str] = None) -> Path:
-    """The checkpoint folder the demo uses (see the module docstring); raises with the fix."""
-    from .checkpoint import CheckpointError
-    from .profiles import get_profile
-
-    if checkpoint:
-        folder = Path(checkpoint)
-        if not (folder / "manifest.json").is_file():
-            raise CheckpointError(f"{folder} holds no trained weights (no manifest.json); pass a folder "
-                                  "written by `make weights` / `strdiff train --export`")
-        return folder
-    name = get_profile(preset).name
-    root = weights_root()
-    for folder in (root / name, root / "cpu"):
-        if (folder / "manifest.json").is_file():
-            return folder
-    raise CheckpointError(f"no trained weights in {root / name} or {root / 'cpu'}: run `make weights` "
-                          "(trains the cpu-preset networks, about an hour on 2 CPU cores), pass --checkpoint DIR "
-                          "or set STRDIFF_WEIGHTS")
-
-
 def run_demo(out=None, checkpoint=None, preset: Optional[str] = None, n_images: Optional[int] = None,
              bins: str = "paper", methods: Optional[Sequence[str]] = None, seed: int = 0, device=None,
              progress: bool = True, verbose: bool = True) -> dict:
     """Run the demo; returns ``{"results": ..., "paths": {...}, "wall_s": ...}``."""
     from . import data
     from .device import pick_device
-    from .evaluate import checkpoint_info, evaluate, sde_of_checkpoint, write_report
+    from .evaluate import evaluate, write_report
     from .methods import needed_networks
     from .masks import parse_bins
-    from .profiles import PRESETS, get_profile
+    from .profiles import get_profile
+    from .weights import Weights
 
     t0 = time.perf_counter()
     methods = tuple(methods or demo_methods())
-    folder = find_weights(checkpoint, preset)
-    info = checkpoint_info(folder)
-    missing = [n for n in needed_networks(methods) if n not in info]
+    weights = Weights.find(checkpoint, preset)
+    folder = weights.folder
+    missing = [n for n in needed_networks(methods) if n not in weights.networks]
     if missing:
         from .checkpoint import CheckpointError
 
         raise CheckpointError(f"{folder} lacks the {', '.join(missing)} network(s) the demo needs; "
                               "finish `make weights` (it trains structure, texture, irsde, discriminator)")
-    sde, _ = sde_of_checkpoint(folder)
-    any_cfg = next(iter(info.values()))
-    size = int(any_cfg.get("image_size") or PRESETS[any_cfg.get("preset", "cpu")].image_size)
+    sde, size = weights.sde, weights.image_size
     device = device or pick_device(verbose=verbose)
     images, masks = data.eval_pairs(size, parse_bins(bins))
     n = min(n_images or DEMO_IMAGES, images.shape[0])
@@ -107,10 +85,10 @@ def run_demo(out=None, checkpoint=None, preset: Optional[str] = None, n_images: 
               f"methods: {', '.join(methods)}"
               + (f"\ndemo: {folder.parent / get_profile(preset).name} holds no weights, so the cpu weights are used"
                  if fallback else ""))
-    schedule = DEMO_SCHEDULES.get(any_cfg.get("preset"))
+    schedule = DEMO_SCHEDULES.get(weights.profile)
     if schedule is not None and schedule.T != sde.T:
         schedule = None
-    res = evaluate(methods, images, masks, checkpoint=folder, sde=sde, device=device, seed=seed,
+    res = evaluate(methods, images, masks, checkpoint=weights, sde=sde, device=device, seed=seed,
                    batch_size=n, fid=False, progress=progress, schedule=schedule)
     out = Path(out or DEFAULT_OUT)
     paths = write_report(res, out)

@@ -158,7 +158,7 @@ EQUATIONS: Tuple[PaperEquation, ...] = (
     PaperEquation(
         17, "adaptive resampling: re-noise the structure, denoise it, re-guide the texture",
         "eq-adaptive-resampling",
-        ("strdiff_edu.sampling.StrDiffusionSampler",),
+        ("strdiff_edu.resampling.adaptive_resample", "strdiff_edu.sampling.StrDiffusionSampler"),
         ("tests/test_sampling.py::test_call_counts_match_the_formula_for_scripted_decisions",
          "tests/test_sampling.py::test_paper_rule_renoises_one_level_at_every_early_step_while_below_threshold",
          "tests/test_sampling.py::test_resampling_renoise_is_the_exact_transition_in_corrected_mode",

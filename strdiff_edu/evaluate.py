@@ -1,7 +1,5 @@
 """Evaluation over images x mask bins x methods, the paper's tables, figure grids, and file inpainting.
 
-* :func:`make_method` builds any method (diffusion samplers of :mod:`strdiff_edu.sampling` and
-  the non-learned baselines of :mod:`strdiff_edu.baselines`) from a checkpoint folder.
 * :func:`evaluate` runs methods on ``images`` with one mask per image and bin, and returns a
   JSON-ready dict with per-image PSNR/SSIM (the convention of :mod:`strdiff_edu.metrics`: RGB in
   [0, 1], whole merged image, no border crop), optional FID/KID, seconds and network calls
@@ -13,9 +11,8 @@
 * :func:`inpaint_file` is ``strdiff inpaint``: any size, RGB / gray / RGBA, mask file with
   **white = hole**.
 
-Table 2 cases (our reading of the paper's resampling ablation): A = IR-SDE + RePaint-style
-resampling, B = StrDiffusion without resampling, C = StrDiffusion with resampling always accepted
-(no discriminator), D = StrDiffusion with the discriminator-driven adaptive resampling.
+Every method comes from :func:`strdiff_edu.methods.build` and its networks from a
+:class:`strdiff_edu.weights.Weights` folder. Table 2's cases are :data:`TABLE2_CASES`.
 """
 from __future__ import annotations
 
@@ -28,11 +25,12 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .baselines import BiharmonicInpainter, HarmonicInpainter, TeleaInpainter
 from .masks import Bin, bin_name
-from .methods import METHODS, SAMPLERS, get_method, needed_networks
-from .sampling import DEFAULT_METHOD, build_sampler, load_networks, resampling_schedule, sample_in_batches
+from .methods import DEFAULT_METHOD, METHODS, SAMPLERS, build, get_method, needed_networks
+from .resampling import expected_nfe, paper_rule_times, resampled_times, resampling_schedule
+from .sampling import SampleResult
 from .sde import MeanRevertingSDE
+from .weights import Weights
 
 #: ``{method: label}``, a view of :data:`strdiff_edu.methods.METHODS` for tables and figures.
 LABELS = {n: m.label for n, m in METHODS.items()}
@@ -46,57 +44,35 @@ TABLE2_LEGEND = ("A: IR-SDE + RePaint resampling; B: StrDiffusion, resampling al
                  "discriminator); C: StrDiffusion, no resampling; D: adaptive resampling.")
 
 
-def make_method(method: str, nets: Optional[dict] = None, sde: Optional[MeanRevertingSDE] = None,
-                configs: Optional[dict] = None, mode: str = "corrected", fast: bool = True, **kw):
-    """A sampler-like object with ``.sample(image, known, generator=..., progress=...)``.
+def sample_in_batches(sampler, images: torch.Tensor, known: torch.Tensor, batch_size: int,
+                      generator=None, progress: bool = False) -> SampleResult:
+    """Run ``sampler`` over many images, ``batch_size`` at a time, and concatenate the results
+    (``image``, ``raw``, ``structure``, ``nfe``; ``calls`` and ``seconds`` are summed; the
+    resampling logs are concatenated in batch order).
 
-    ``fast``: run the networks through :func:`strdiff_edu.fast.fast_sampler` with
-    ``FastPath.for_device`` of their device: on a CPU only the (exact) spectral-norm folding, on
-    CUDA also bf16 and channels-last (results then differ from float32 by bf16 rounding; Part VI)."""
-    if method == "biharmonic":
-        return BiharmonicInpainter()
-    if method in ("harmonic", "fill"):
-        return HarmonicInpainter(kind=method)
-    if method == "telea":
-        return TeleaInpainter()
-    sampler = build_sampler(method, nets or {}, sde, configs=configs, mode=mode, **kw)
-    if fast and nets:
-        from .fast import FastPath, fast_sampler
-
-        device = next(iter(next(iter(nets.values())).parameters())).device
-        sampler = fast_sampler(sampler, FastPath.for_device(device))
-    return sampler
-
-
-def checkpoint_info(folder) -> dict:
-    """The manifest's view of a checkpoint folder: ``{network: config}`` (raises if absent)."""
-    from .checkpoint import CheckpointError
-
-    from .checkpoint import _read_manifest
-
-    mf = Path(folder) / "manifest.json"
-    if not mf.is_file():
-        raise CheckpointError(f"{folder} holds no trained weights (no manifest.json): run `make weights` "
-                              "(about an hour on 2 CPU cores), pass --checkpoint DIR or set STRDIFF_WEIGHTS")
-    info = {k: v.get("config", {}) for k, v in (_read_manifest(Path(folder)) or {}).items()}
-    if not info:
-        raise CheckpointError(f"{mf} lists no network; export one into {folder} (strdiff train --export) or "
-                              "pass another --checkpoint")
-    return info
-
-
-def sde_of_checkpoint(folder) -> Tuple[MeanRevertingSDE, dict]:
-    """The SDE a checkpoint folder was trained with, and the configs of its networks."""
-    from .checkpoint import CheckpointError
-
-    info = checkpoint_info(folder)
-    any_cfg = next(iter(info.values()))
-    s = any_cfg.get("sde", {})
-    if not all(k in s for k in ("T", "max_sigma", "eps", "schedule")):
-        raise CheckpointError(f"{Path(folder) / 'manifest.json'} records no SDE (T, max_sigma, eps, schedule) "
-                              "for its networks; re-export them (strdiff train --export DIR --force)")
-    return MeanRevertingSDE(T=int(s["T"]), max_sigma=float(s["max_sigma"]), eps=float(s["eps"]),
-                            schedule=s["schedule"]), info
+    ``generator``: one ``torch.Generator`` serving all batches (the result depends on
+    ``batch_size`` but is deterministic for a given seed and batch size), or a function of the
+    batch's first index returning that batch's generator (e.g. ``lambda i: make_generator(seed +
+    i)``: a batch's result then depends only on its own images and index)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if known.shape[0] == 1 and images.shape[0] > 1:
+        known = known.expand(images.shape[0], *known.shape[1:])
+    parts = []
+    for start in range(0, images.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        gen = generator(start) if callable(generator) else generator
+        parts.append(sampler.sample(images[sl], known[sl], generator=gen, progress=progress))
+    cat = lambda xs: torch.cat(xs) if xs and xs[0] is not None else None  # noqa: E731
+    calls: Dict[str, int] = {}
+    for p in parts:
+        for k, v in p.calls.items():
+            calls[k] = calls.get(k, 0) + v
+    return SampleResult(image=cat([p.image for p in parts]), raw=cat([p.raw for p in parts]),
+                        structure=cat([p.structure for p in parts]),
+                        nfe={k: torch.cat([p.nfe[k] for p in parts]) for k in parts[0].nfe},
+                        calls=calls, resampling=[e for p in parts for e in p.resampling],
+                        seconds=sum(p.seconds for p in parts))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -107,9 +83,11 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
              on_method_done=None) -> dict:
     """Run every method on every bin; ``masks[bin]`` is (N, 1, H, W) paired with ``images`` (N, 3, H, W).
 
-    ``schedule``: the resampling constants, a :class:`~strdiff_edu.sampling.ResamplingSchedule`
-    (default :func:`~strdiff_edu.sampling.resampling_schedule` (T)). Each method runs through
-    :func:`~strdiff_edu.sampling.sample_in_batches`, batch ``i0`` with the generator of seed ``seed + i0``.
+    ``checkpoint``: a weights folder or :class:`~strdiff_edu.weights.Weights` (needed by the
+    diffusion methods). ``schedule``: the resampling constants, a
+    :class:`~strdiff_edu.resampling.ResamplingSchedule` (default
+    :func:`~strdiff_edu.resampling.resampling_schedule` (T)). Each method runs through
+    :func:`sample_in_batches`, batch ``i0`` with the generator of seed ``seed + i0``.
     ``fid``: ``True`` (needs the local Inception weights), ``False``, or ``"auto"`` (when the
     weights are present and there are at least :data:`FID_AUTO_MIN_IMAGES` images: with fewer,
     the 2048 x 2048 covariances are singular and FID means little). ``keep``: images per bin kept for the
@@ -128,9 +106,9 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
     if needed_networks(methods):
         if checkpoint is None:
             raise ValueError("diffusion methods need --checkpoint (a folder such as weights/cpu)")
-        if sde is None:
-            sde, _ = sde_of_checkpoint(checkpoint)
-        nets, configs = load_networks(checkpoint, needed_networks(methods), sde, device)
+        weights = checkpoint if isinstance(checkpoint, Weights) else Weights(checkpoint)
+        checkpoint, sde = weights.folder, sde or weights.sde
+        nets, configs = weights.load(needed_networks(methods), device)
     use_fid = fid is True or (fid == "auto" and images.shape[0] >= FID_AUTO_MIN_IMAGES and M.fid_available(fid_weights))
     inception = M.load_inception(fid_weights, device) if use_fid else None
     images = images.to(device)
@@ -143,8 +121,7 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
     total = len(methods) * len(masks)
     bar = tqdm(total=total, desc="evaluate", disable=not progress)
     for method in methods:
-        sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast,
-                              **({"schedule": schedule} if schedule is not None and method in SAMPLERS else {}))
+        sampler = build(method, nets=nets, sde=sde, configs=configs, mode=mode, fast=fast, schedule=schedule)
         entry = {"label": get_method(method).label, "description": get_method(method).description, "bins": {}}
         for b, known_all in masks.items():
             name = bin_name(b)
@@ -438,10 +415,8 @@ def check_working_size(H: int, W: int, h: int, w: int, full_resolution: bool,
 
 def calls_per_image(method: str, T: int) -> Dict[str, Tuple[int, int]]:
     """``{network: (fewest, most)}`` network calls one image costs with ``method`` (the formula
-    of :mod:`strdiff_edu.sampling`: the adaptive resampling's count depends on the
+    of :mod:`strdiff_edu.resampling`: the adaptive resampling's count depends on the
     discriminator's decisions, hence a range)."""
-    from .sampling import expected_nfe, resampled_times
-
     if method not in SAMPLERS:
         return {}
     if method.startswith("irsde"):
@@ -458,8 +433,6 @@ def calls_per_image(method: str, T: int) -> Dict[str, Tuple[int, int]]:
     rule = {"strdiff-always": "always", "strdiff-paper-rule": "paper"}.get(method, "official")
     lo_k = pre.u_max - 1 if rule == "always" else (0 if rule == "paper" else pre.u_min)
     if rule == "paper":
-        from .sampling import paper_rule_times
-
         times = [t for t, _ in paper_rule_times(T, pre.switch_step(T))]
     lo = expected_nfe(T, pre, {t: lo_k for t in times}, rule=rule)
     hi = expected_nfe(T, pre, {t: pre.u_max - 1 for t in times}, rule=rule)
@@ -528,12 +501,15 @@ def inpaint_image(sampler, image: torch.Tensor, known: torch.Tensor, train_size:
     return out, structure, r
 
 
-def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanRevertingSDE, method: str = DEFAULT_METHOD,
+def inpaint_file(image_path, mask_path, out_path, weights: Optional[Weights], method: str = DEFAULT_METHOD,
+                 sde: Optional[MeanRevertingSDE] = None,
                  black_hole: bool = False, seed: int = 0, device="cpu", mode: str = "corrected",
                  progress: bool = True, structure_out=None, fast: bool = True, full_resolution: bool = False,
                  reimpose: Optional[bool] = None, noise_scale: Optional[float] = None,
                  max_pixels: Optional[int] = None, announce=None) -> dict:
-    """``strdiff inpaint``: inpaint one file with a mask file (**white = hole**, or ``black_hole``).
+    """``strdiff inpaint``: inpaint one file with a mask file (**white = hole**, or ``black_hole``),
+    with ``method``'s networks from ``weights`` (a :class:`~strdiff_edu.weights.Weights`; ``None``
+    for a baseline), checked against ``sde`` when given (the caller's profile).
 
     Any size: a photo much larger than the networks' training size is inpainted at
     :func:`working_size` and its hole pasted back at full resolution (``full_resolution``: inpaint
@@ -563,10 +539,11 @@ def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanReverting
                              "rotate the mask to match the image as displayed (resizing would not fix it)")
         raise UsageError(f"the mask is {mw}x{mh} pixels but the image is {W}x{H}; resize the mask to the "
                          "image (nearest neighbour) first")
-    nets, configs = ({}, {})
+    nets, configs = {}, {}
     if needed_networks([method]):
-        nets, configs = load_networks(checkpoint, needed_networks([method]), sde, device)
-    train_size = next((int(c["image_size"]) for c in configs.values() if c.get("image_size")), None)
+        nets, configs = weights.load(needed_networks([method]), device, sde=sde)
+        sde = sde or weights.sde
+    train_size = weights.image_size if nets else None
     h, w = (H, W) if full_resolution or not train_size else working_size(H, W, train_size)
     check_working_size(H, W, h, w, full_resolution, max_pixels)
     if announce is not None:
@@ -579,9 +556,9 @@ def inpaint_file(image_path, mask_path, out_path, checkpoint, sde: MeanReverting
             cost = (f"; about {c0} network calls, {s0:.0f} s" if c0 == c1 else
                     f"; {c0}-{c1} network calls, about {s0:.0f}-{s1:.0f} s")
         announce(f"strdiff: inpainting {W}x{H} at {where} with {method}{cost}")
-    sampler = make_method(method, nets, sde, configs, mode=mode, fast=fast,
-                          **({"reimpose": reimpose, "noise_scale": noise_scale} if method in SAMPLERS else {}))
-    multiple = max([getattr(getattr(n, "config", None), "downsampling_factor", 1) for n in nets.values()] + [1])
+    sampler = build(method, nets=nets, sde=sde, configs=configs, mode=mode, fast=fast, reimpose=reimpose,
+                    noise_scale=noise_scale)
+    multiple = weights.multiple if nets else 1
     result, structure, r = inpaint_image(sampler, image.to(device), known.to(device), train_size, multiple,
                               generator=make_generator(seed, device), progress=progress,
                               full_resolution=full_resolution)

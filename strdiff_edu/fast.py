@@ -2,7 +2,7 @@
 results only within a tolerance (``tests/test_fast.py``, and on a GPU ``benchmarks/gpu_check.sh``).
 
     fast = FastPath.for_device(device)                  # bf16 + channels_last on CUDA, plain on CPU
-    sampler = fast_sampler(build_sampler(...), fast)    # the same sampler, faster networks
+    sampler = fast_sampler(build(...), fast)    # the same sampler, faster networks
 
 The switches (all off in ``FastPath()``):
 

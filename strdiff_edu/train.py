@@ -39,6 +39,7 @@ from .losses import clean_matching_loss, discriminator_loss, ideal_target, rever
 from .profiles import Profile, get_profile
 from .models.config import PREDICTIONS
 from .sde import MeanRevertingSDE
+from .weights import load_network
 
 STAGES = ("structure", "texture", "texture-irsde", "discriminator")
 NETWORK_OF_STAGE = {"structure": "structure", "texture": "texture",
@@ -101,12 +102,6 @@ def build_network(network: str, prof: Profile, model_overrides: Optional[Dict[st
     return models.build_network(network, cfg, prof.sde.build()), cfg.to_dict()
 
 
-def network_from_dict(network: str, cfg: Dict[str, Any], sde: Optional[MeanRevertingSDE] = None):
-    from . import models
-
-    return models.build_network(network, models.config_from_dict(cfg), sde)
-
-
 def checkpoint_config(network: str, model_cfg: Dict[str, Any], sde: MeanRevertingSDE, prof: Profile,
                       cfg: TrainConfig) -> Dict[str, Any]:
     """What a checkpoint must agree with to be loaded: the SDE, the widths, image size, structure."""
@@ -118,34 +113,6 @@ def checkpoint_config(network: str, model_cfg: Dict[str, Any], sde: MeanRevertin
         "model": model_cfg,
         "structure": {"pairing": cfg.pairing, "edge_source": cfg.edge_source},
     }
-
-
-def load_network(source, network: str, device="cpu", expect: Optional[Dict[str, Any]] = None,
-                 use_ema: bool = True):
-    """Load a trained network from a checkpoint file or a checkpoint folder (``weights/cpu``).
-
-    Returns ``(module in eval mode, checkpoint config)``. ``expect`` (e.g. ``{"sde": sde.config()}``)
-    must match the checkpoint's config, or a :class:`~strdiff_edu.checkpoint.CheckpointError`
-    names the mismatch.
-    """
-    path = Path(source)
-    folder = None
-    if path.is_dir():
-        folder, path = path, ckpt_io.network_path(path, network)
-        ckpt_io.verify_network_file(folder, network)    # the manifest's sha256, before unpacking
-    ck = ckpt_io.load_checkpoint(path, expect=expect, network=network)
-    if folder is not None:
-        ckpt_io.check_folder_agrees(folder, network, ck["config"])
-    sde = MeanRevertingSDE(**ck["config"]["sde"]) if "sde" in ck["config"] else None
-    net = network_from_dict(network, ck["config"]["model"], sde)
-    key = "ema" if use_ema and ck.get("ema") is not None else "model"
-    ckpt_io.check_finite(ck[key], path, key)
-    try:
-        net.load_state_dict(ck[key])
-    except RuntimeError as exc:
-        raise ckpt_io.CheckpointError(f"{path}: its {key} weights do not fit the {network} network its "
-                                      f"config describes ({str(exc).splitlines()[0]}); re-export it") from None
-    return net.to(device).eval(), ck["config"]
 
 
 # ----------------------------------------------------------------------------- data

@@ -348,15 +348,14 @@ def test_a_tiny_texture_network_among_cpu_networks_is_refused(ckpt, files, tmp_p
 
 @pytest.mark.parametrize("name", ["cpu", "cpu-cheap"])
 def test_the_shipped_weights_pass_the_checks(name):
-    from strdiff_edu.evaluate import sde_of_checkpoint
-    from strdiff_edu.sampling import load_networks
+    from strdiff_edu.weights import Weights
 
     folder = ROOT / "weights" / name
     if not (folder / "manifest.json").is_file():
         pytest.skip(f"no {folder}")
-    sde, info = sde_of_checkpoint(folder)
-    nets, _ = load_networks(folder, tuple(info), sde)
-    assert set(nets) == set(info)
+    weights = Weights(folder)
+    nets, _ = weights.load(weights.configs)
+    assert set(nets) == set(weights.configs) == set(weights.networks)
 
 
 # ----------------------------------------------------------------------------- training faults

@@ -7,12 +7,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from strdiff_edu import get_profile
-from strdiff_edu.checkpoint import WEIGHTS_ROOT, verify_folder
+from strdiff_edu.checkpoint import verify_folder
+from strdiff_edu.locations import weights_root
 from strdiff_edu.models import build_network, config_from_dict, model_config
 from strdiff_edu.models.config import MODEL_VARIANTS
 from strdiff_edu.models.summary import forward_gflops
-from strdiff_edu.sampling import (CHEAP_STRUCTURE_VARIANT, CHEAP_SWITCH_FRACTION, ResamplingSchedule, build_sampler,
-                                  expected_nfe)
+from strdiff_edu.methods import CHEAP_STRUCTURE_VARIANT, CHEAP_SWITCH_FRACTION, build
+from strdiff_edu.resampling import ResamplingSchedule, expected_nfe
 from strdiff_edu.train import TrainConfig, load_network, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -87,7 +88,7 @@ def test_counted_flops_of_a_cheap_sample_match_the_formula():
     s_cfg = model_config("tiny", "structure", CHEAP_STRUCTURE_VARIANT)
     nets = {"texture": FlopCounted(build_network("texture", "tiny").eval()),
             "structure": FlopCounted(build_network("structure", s_cfg).eval())}
-    sampler = build_sampler("strdiff-cheap", nets, sde, configs={"texture": {"preset": "tiny"}})
+    sampler = build("strdiff-cheap", nets=nets, sde=sde, configs={"texture": {"preset": "tiny"}}, fast=False)
     image = torch.rand(1, 3, 32, 32)
     known = torch.ones(1, 1, 32, 32)
     known[..., 8:20, 10:24] = 0
@@ -104,7 +105,7 @@ def test_strdiff_cheap_samples_end_to_end_at_tiny():
     torch.manual_seed(1)
     nets = {"texture": build_network("texture", "tiny").eval(),
             "structure": build_network("structure", model_config("tiny", "structure", CHEAP_STRUCTURE_VARIANT)).eval()}
-    sampler = build_sampler("strdiff-cheap", nets, sde, configs={"texture": {"preset": "tiny"}})
+    sampler = build("strdiff-cheap", nets=nets, sde=sde, configs={"texture": {"preset": "tiny"}}, fast=False)
     assert sampler.resampling is None and sampler.switch_fraction == CHEAP_SWITCH_FRACTION
     image = torch.rand(2, 3, 32, 32)
     known = torch.ones(2, 1, 32, 32)
@@ -127,11 +128,11 @@ def test_training_a_variant_records_and_reloads_its_shape(tmp_path):
 
 
 def test_shipped_cheap_weights_pair_a_slim_structure_net_with_the_shipped_texture_net():
-    folder = WEIGHTS_ROOT / "cpu-cheap"
+    folder = weights_root() / "cpu-cheap"
     if not (folder / "manifest.json").exists():
         pytest.skip("weights/cpu-cheap is not in this checkout")
     manifest = verify_folder(folder)   # every listed file matches its sha256
-    cpu = json.loads((WEIGHTS_ROOT / "cpu" / "manifest.json").read_text())
+    cpu = json.loads((weights_root() / "cpu" / "manifest.json").read_text())
     # compared as configs: a field added later (e.g. ``prediction``) takes its default when absent
     assert config_from_dict(manifest["structure"]["config"]["model"]) == model_config("cpu", "structure", CHEAP_STRUCTURE_VARIANT)
     assert manifest["structure"]["config"]["sde"] == cpu["texture"]["config"]["sde"]

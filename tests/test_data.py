@@ -1,9 +1,7 @@
 """Embedded data (split by pixel content, determinism, frozen eval pairs), image folders,
-the download/manifest tools and data_scripts/prepare.py on small fake folders."""
+the download/manifest tools and strdiff_edu.tools.prepare on small fake folders."""
 import http.server
-import importlib.util
 import itertools
-import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -14,6 +12,7 @@ import torch
 from PIL import Image
 
 from strdiff_edu import data as D
+from strdiff_edu.tools import datasets as DS
 from strdiff_edu.masks import PAPER_BINS, hole_ratio, save_mask, free_form_mask
 from strdiff_edu.images import list_image_files
 
@@ -189,50 +188,45 @@ def test_download_resumes_and_checks_sha256(tmp_path):
         dest = tmp_path / "dl" / "f.bin"
         dest.parent.mkdir()
         (tmp_path / "dl" / "f.bin.part").write_bytes(payload[:100_000])  # an interrupted download
-        D.download(url, dest, sha256=digest, progress=False)
+        DS.download(url, dest, sha256=digest, progress=False)
         assert dest.read_bytes() == payload and not (tmp_path / "dl" / "f.bin.part").exists()
         with pytest.raises(RuntimeError, match="does not match"):
-            D.download(url, tmp_path / "dl" / "g.bin", sha256="0" * 64, progress=False)
+            DS.download(url, tmp_path / "dl" / "g.bin", sha256="0" * 64, progress=False)
     finally:
         server.shutdown()
     # file:// URLs ignore ranges: a stale partial file is replaced, not appended to
     (tmp_path / "dl" / "h.bin.part").write_bytes(b"stale")
-    D.download((tmp_path / "srv" / "f.bin").as_uri(), tmp_path / "dl" / "h.bin", sha256=digest, progress=False)
+    DS.download((tmp_path / "srv" / "f.bin").as_uri(), tmp_path / "dl" / "h.bin", sha256=digest, progress=False)
     assert (tmp_path / "dl" / "h.bin").read_bytes() == payload
 
 
 def test_download_reports_an_unreachable_network(tmp_path):
-    with pytest.raises(D.NetworkUnavailable, match="not reachable.*--from DIR"):
-        D.download("http://127.0.0.1:9/x.tar", tmp_path / "x.tar", progress=False, timeout=5,
+    with pytest.raises(DS.NetworkUnavailable, match="not reachable.*--from DIR"):
+        DS.download("http://127.0.0.1:9/x.tar", tmp_path / "x.tar", progress=False, timeout=5,
                    manual_hint="pass --from DIR")
 
 
 def test_manifest_and_safe_extraction(tmp_path):
     _write_images(tmp_path / "src", ["a.png", "b.png"])
     items = [(tmp_path / "src" / "a.png", "train/a.png"), (tmp_path / "src" / "b.png", "eval/b.png")]
-    counts = D.prepare_images(items, tmp_path / "out", 8, progress=False)
+    counts = DS.prepare_images(items, tmp_path / "out", 8, progress=False)
     assert counts == {"written": 2, "skipped": 0, "failed": 0}
-    assert D.verify_sha256_manifest(tmp_path / "out", progress=False) == []
+    assert DS.verify_sha256_manifest(tmp_path / "out", progress=False) == []
     Image.new("RGB", (8, 8)).save(tmp_path / "out" / "eval" / "b.png")
-    assert D.verify_sha256_manifest(tmp_path / "out", progress=False) == ["eval/b.png"]
+    assert DS.verify_sha256_manifest(tmp_path / "out", progress=False) == ["eval/b.png"]
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
         z.writestr("../escape.txt", "x")
     with pytest.raises(ValueError, match="outside"):
-        D.extract_archive(tmp_path / "evil.zip", tmp_path / "x")
+        DS.extract_archive(tmp_path / "evil.zip", tmp_path / "x")
     assert not (tmp_path / "escape.txt").exists()
 
 
-# ----------------------------------------------------------------------------- data_scripts
+# ----------------------------------------------------------------------------- strdiff data prepare
 @pytest.fixture()
 def prepare():
-    spec = importlib.util.spec_from_file_location("prepare_script", ROOT / "data_scripts" / "prepare.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["prepare_script"] = mod  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(mod)
-        yield mod
-    finally:
-        sys.modules.pop("prepare_script", None)
+    from strdiff_edu.tools import prepare as mod
+
+    return mod
 
 
 def test_prepare_paris_from_a_hand_downloaded_folder_is_resumable(tmp_path, prepare):
@@ -247,7 +241,7 @@ def test_prepare_paris_from_a_hand_downloaded_folder_is_resumable(tmp_path, prep
     files = sorted(p.relative_to(out / "paris").as_posix() for p in (out / "paris").rglob("*.png"))
     assert len(files) == 7 and sum(f.startswith("eval/") for f in files) == 2
     assert Image.open(out / "paris" / files[0]).size == (32, 32)
-    assert D.verify_sha256_manifest(out / "paris", progress=False) == []
+    assert DS.verify_sha256_manifest(out / "paris", progress=False) == []
     (out / "paris" / files[-1]).unlink()
     counts = prepare.prepare_images(prepare.SPECS["paris"], src, out, 32, False, False)
     assert counts == {"written": 1, "skipped": 6, "failed": 0}
@@ -273,7 +267,7 @@ def test_prepare_nvidia_masks_rebins_by_hole_ratio(tmp_path, prepare):
                   "--no-progress"])
     got = sorted(p.relative_to(out / "nvidia_masks").as_posix() for p in (out / "nvidia_masks").rglob("*.png"))
     assert [g.split("/")[:2] for g in got] == [["eval", "01-10"], ["eval", "10-20"], ["eval", "40-50"], ["eval", "40-50"]]
-    assert D.verify_sha256_manifest(out / "nvidia_masks", progress=False) == []
+    assert DS.verify_sha256_manifest(out / "nvidia_masks", progress=False) == []
 
 
 def test_prepare_without_network_says_what_to_do(tmp_path, prepare, monkeypatch, capsys):
@@ -303,7 +297,7 @@ def test_cli_data_commands(tmp_path, capsys):
     assert main(["data", "masks", "--out", str(tmp_path), "--bins", "10-20,50-60", "--per-bin", "3",
                  "--size", "32"]) == 0
     files = sorted(tmp_path.rglob("*.png"))
-    assert len(files) == 6 and D.verify_sha256_manifest(tmp_path, progress=False) == []
+    assert len(files) == 6 and DS.verify_sha256_manifest(tmp_path, progress=False) == []
     for f in files:
         lo, hi = (int(v) / 100 for v in f.parent.name.split("-"))
         assert lo < float(hole_ratio(load_mask(f))) <= hi

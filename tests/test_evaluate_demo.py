@@ -49,10 +49,16 @@ def test_demo_runs_end_to_end_in_the_tiny_profile(tiny_ckpt, tmp_path):
 
 
 def test_demo_without_weights_says_how_to_get_them(tmp_path):
-    from strdiff_edu.demo import find_weights
+    from strdiff_edu.weights import Weights
 
     with pytest.raises(CheckpointError, match="make weights|no trained weights"):
-        find_weights(tmp_path / "nothing")
+        Weights.find(tmp_path / "nothing")
+    with pytest.raises(CheckpointError, match="make weights"):       # no folder given, none shipped
+        import os
+        from unittest import mock
+
+        with mock.patch.dict(os.environ, {"STRDIFF_WEIGHTS": str(tmp_path)}):
+            Weights.find()
 
 
 def _write_inputs(tmp_path, mode="RGBA", size=(29, 23)):

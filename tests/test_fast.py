@@ -5,11 +5,13 @@ import json
 import pytest
 import torch
 
-from strdiff_edu import bench
+from strdiff_edu.tools import bench
 from strdiff_edu.fast import FastPath, fast_sampler, fold_spectral_norm, prepare_network
 from strdiff_edu.models import build_network
-from strdiff_edu.sampling import (Resampling, ResamplingSchedule, StrDiffusionSampler, build_sampler, expected_nfe,
-                                  resampled_times, sample_in_batches)
+from strdiff_edu.evaluate import sample_in_batches
+from strdiff_edu.methods import build
+from strdiff_edu.resampling import Resampling, ResamplingSchedule, expected_nfe, resampled_times
+from strdiff_edu.sampling import StrDiffusionSampler
 from strdiff_edu.sde import MeanRevertingSDE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -89,7 +91,7 @@ def test_batched_discriminator_scores_equal_one_image_at_a_time(nets):
 def test_fast_sampler_matches_the_plain_sampler(nets, method):
     sde = MeanRevertingSDE(T=8)
     schedule = ResamplingSchedule(8, u_max=3, u_min=1, jump=2, re=2)
-    s = build_sampler(method, nets, sde, schedule=schedule, canny_sigma=1.0)
+    s = build(method, nets=nets, sde=sde, fast=False, schedule=schedule, canny_sigma=1.0)
     img, known = _images()
     a = s.sample(img, known, generator=torch.Generator().manual_seed(0))
     b = fast_sampler(s, FastPath(fold_spectral_norm=True, channels_last=True)).sample(
@@ -183,7 +185,7 @@ def test_compacted_and_masked_resampling_take_the_same_decisions():
 
 
 def test_sample_in_batches_covers_every_image_and_is_deterministic(nets):
-    s = build_sampler("strdiff", nets, MeanRevertingSDE(T=6), canny_sigma=1.0)
+    s = build("strdiff", nets=nets, sde=MeanRevertingSDE(T=6), canny_sigma=1.0, fast=False)
     img, known = _images(b=5)
     a = sample_in_batches(s, img, known, batch_size=2, generator=torch.Generator().manual_seed(1))
     b = sample_in_batches(s, img, known, batch_size=2, generator=torch.Generator().manual_seed(1))
@@ -242,12 +244,11 @@ def test_bench_cli_parses_and_rejects_unknown_plans():
         bench.plan("huge", "cpu")
 
 
-def test_make_method_uses_the_exact_cpu_fast_path_by_default(nets):
-    from strdiff_edu.evaluate import make_method
+def test_build_uses_the_exact_cpu_fast_path_by_default(nets):
     sde = MeanRevertingSDE(T=6)
     img, known = _images()
-    fast = make_method("strdiff", nets, sde, canny_sigma=1.0)
-    exact = make_method("strdiff", nets, sde, canny_sigma=1.0, fast=False)
+    fast = build("strdiff", nets=nets, sde=sde, canny_sigma=1.0)
+    exact = build("strdiff", nets=nets, sde=sde, canny_sigma=1.0, fast=False)
     assert fast.networks["texture"] is not nets["texture"] and exact.networks["texture"] is nets["texture"]
     a = fast.sample(img, known, generator=torch.Generator().manual_seed(0)).image
     b = exact.sample(img, known, generator=torch.Generator().manual_seed(0)).image

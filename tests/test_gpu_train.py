@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from strdiff_edu.sampling import load_networks
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +36,9 @@ def test_gpu_training_script_writes_a_loadable_weights_folder_and_resumes(tmp_pa
     assert manifest["structure"]["config"]["model"]["prediction"] == "x0"
     sde_cfg = manifest["texture"]["config"]["sde"]
     from strdiff_edu.sde import MeanRevertingSDE
+    from strdiff_edu.weights import Weights
 
-    nets, _ = load_networks(out, ("texture", "structure", "irsde", "discriminator"), MeanRevertingSDE(**sde_cfg))
+    nets, _ = Weights(out).load(("texture", "structure", "irsde", "discriminator"), sde=MeanRevertingSDE(**sde_cfg))
     assert set(nets) == {"texture", "structure", "irsde", "discriminator"}
     first = manifest["texture"]["steps"]
     r2 = _run(out, ck, "--resume")

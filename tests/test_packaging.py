@@ -65,8 +65,9 @@ def test_the_installed_package_finds_its_weights_and_inpaints_from_another_folde
     env = {k: v for k, v in os.environ.items() if k not in (locations.WEIGHTS_ENV, "STRDIFF_PROFILE")}
     env.update(PYTHONPATH=str(site), OMP_NUM_THREADS="1")
     probe = ("import json, strdiff_edu, strdiff_edu.locations as L, strdiff_edu.checkpoint as C;"
+             "from strdiff_edu.weights import Weights; w = Weights.find(profile='cpu');"
              "print(json.dumps([strdiff_edu.__file__, str(L.checkout_root()), str(L.weights_root()),"
-             "str(C.shipped_weights('cpu')), sorted(C.verify_folder(C.shipped_weights('cpu')))]))")
+             "str(w.folder), sorted(C.verify_folder(w.folder))]))")
     got = json.loads(subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, env=env, check=True,
                                     capture_output=True, text=True).stdout)
     package = site / "strdiff_edu"

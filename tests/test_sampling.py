@@ -9,8 +9,10 @@ from torch import nn
 
 from strdiff_edu import official
 from strdiff_edu.models import build_network
-from strdiff_edu.sampling import (IRSDESampler, RePaint, Resampling, ResamplingSchedule, StrDiffusionSampler,
-                                  build_sampler, expected_nfe, resampled_times, resampling_schedule, switch_step)
+from strdiff_edu.methods import build
+from strdiff_edu.resampling import (RePaint, Resampling, ResamplingSchedule, expected_nfe, resampled_times,
+                                     resampling_schedule, switch_step)
+from strdiff_edu.sampling import IRSDESampler, StrDiffusionSampler
 from strdiff_edu.sde import MeanRevertingSDE
 from strdiff_edu.structure import structure_pair
 
@@ -68,7 +70,7 @@ LIGHT = ResamplingSchedule(10, u_max=3, u_min=1, jump=2, re=2)
 @pytest.mark.parametrize("method", ["irsde", "irsde-repaint", "strdiff", "strdiff-resample", "strdiff-ode"])
 def test_known_pixels_exact_and_hole_content_never_read(tiny_nets, method):
     sde = MeanRevertingSDE(T=10)
-    sampler = build_sampler(method, tiny_nets, sde, schedule=LIGHT, canny_sigma=1.0)
+    sampler = build(method, nets=tiny_nets, sde=sde, fast=False, schedule=LIGHT, canny_sigma=1.0)
     img, known = _image()
     r1 = sampler.sample(img, known, generator=torch.Generator().manual_seed(3))
     assert torch.equal(r1.image * known, img * known)          # bit-exact known pixels
@@ -84,7 +86,7 @@ def test_output_size_equals_input_for_odd_sizes(tiny_nets):
     sde = MeanRevertingSDE(T=4)
     img, known = _image(1, 29, 37)
     for method in ("irsde", "strdiff-resample"):
-        r = build_sampler(method, tiny_nets, sde, schedule=ResamplingSchedule(4, 3, 1, 2, 2), canny_sigma=1.0).sample(
+        r = build(method, nets=tiny_nets, sde=sde, fast=False, schedule=ResamplingSchedule(4, 3, 1, 2, 2), canny_sigma=1.0).sample(
             img, known, generator=torch.Generator().manual_seed(0))
         assert r.image.shape == img.shape and r.raw.shape == img.shape
         if r.structure is not None:
@@ -94,7 +96,7 @@ def test_output_size_equals_input_for_odd_sizes(tiny_nets):
 def test_deterministic_under_a_seed(tiny_nets):
     sde = MeanRevertingSDE(T=6)
     img, known = _image()
-    s = build_sampler("strdiff-resample", tiny_nets, sde, schedule=ResamplingSchedule(6, 3, 1, 2, 2), canny_sigma=1.0)
+    s = build("strdiff-resample", nets=tiny_nets, sde=sde, fast=False, schedule=ResamplingSchedule(6, 3, 1, 2, 2), canny_sigma=1.0)
     a = s.sample(img, known, generator=torch.Generator().manual_seed(5))
     b = s.sample(img, known, generator=torch.Generator().manual_seed(5))
     c = s.sample(img, known, generator=torch.Generator().manual_seed(6))
@@ -105,10 +107,10 @@ def test_deterministic_under_a_seed(tiny_nets):
 
 def test_samplers_show_their_networks_by_role_and_swap_them_on_a_copy(tiny_nets):
     sde = MeanRevertingSDE(T=3)
-    irsde = build_sampler("irsde", tiny_nets, sde, schedule=ResamplingSchedule(3, 3, 1, 2, 2))
-    plain = build_sampler("strdiff", {k: v for k, v in tiny_nets.items() if k != "discriminator"}, sde,
+    irsde = build("irsde", nets=tiny_nets, sde=sde, fast=False, schedule=ResamplingSchedule(3, 3, 1, 2, 2))
+    plain = build("strdiff", nets={k: v for k, v in tiny_nets.items() if k != "discriminator"}, sde=sde, fast=False,
                           schedule=ResamplingSchedule(3, 3, 1, 2, 2))
-    full = build_sampler("strdiff-resample", tiny_nets, sde, schedule=ResamplingSchedule(3, 3, 1, 2, 2))
+    full = build("strdiff-resample", nets=tiny_nets, sde=sde, fast=False, schedule=ResamplingSchedule(3, 3, 1, 2, 2))
     assert irsde.networks == {"irsde": tiny_nets["irsde"]}
     assert plain.networks == {"structure": tiny_nets["structure"], "texture": tiny_nets["texture"]}
     assert full.networks == {n: tiny_nets[n] for n in ("structure", "texture", "discriminator")}
@@ -126,7 +128,7 @@ def test_samplers_show_their_networks_by_role_and_swap_them_on_a_copy(tiny_nets)
 
 def test_bad_inputs_are_refused(tiny_nets):
     sde = MeanRevertingSDE(T=3)
-    s = build_sampler("strdiff", tiny_nets, sde, schedule=ResamplingSchedule(3, 3, 1, 2, 2))
+    s = build("strdiff", nets=tiny_nets, sde=sde, fast=False, schedule=ResamplingSchedule(3, 3, 1, 2, 2))
     img, known = _image()
     with pytest.raises(ValueError, match="all hole"):
         s.sample(img, torch.zeros_like(known))
@@ -282,7 +284,7 @@ def test_repaint_counts_and_irsde_nfe():
     net = ZeroNoise()
     r = IRSDESampler(net, MeanRevertingSDE(T=T), repaint=RePaint(schedule)).sample(
         *_image(1), generator=torch.Generator().manual_seed(0))
-    assert int(r.nfe["texture"][0]) == net.calls == T + 3 * (1 + 3 + 3)
+    assert int(r.nfe["irsde"][0]) == net.calls == T + 3 * (1 + 3 + 3)
     net2 = ZeroNoise()
     IRSDESampler(net2, MeanRevertingSDE(T=T)).sample(*_image(1), generator=torch.Generator().manual_seed(0))
     assert net2.calls == T
@@ -468,12 +470,12 @@ def test_resampling_renoise_is_the_exact_transition_in_corrected_mode(mode):
     from_x0 = lambda w: round(w * float(sde.mean_weights[t - 1]), 4)  # noqa: E731
     assert (from_x0(exact), from_x0(em(0)), from_x0(em(1))) == (0.1822, 0.1813, 0.1819)
     a, b, mu = torch.full((1, 1, 1, 1), 3.0), torch.full((1, 1, 1, 1), -1.0), torch.zeros(1, 1, 1, 1)
-    lift = lambda x: sampler._renoise(x, mu, t, r, torch.Generator().manual_seed(5))  # noqa: E731
+    lift = lambda x: sampler.renoise(x, mu, t, r, torch.Generator().manual_seed(5))  # noqa: E731
     weight = float((lift(a) - lift(b)) / (a - b))            # same draws: the noise cancels
     assert weight == pytest.approx(em(1) if mode == "official" else exact, abs=1e-6)
     if mode == "corrected":
         x = torch.zeros(200000, 1, 1, 1)
-        spread = float(sampler._renoise(x, torch.zeros_like(x), t, r, torch.Generator().manual_seed(6)).std())
+        spread = float(sampler.renoise(x, torch.zeros_like(x), t, r, torch.Generator().manual_seed(6)).std())
         assert spread == pytest.approx(sde.lam * math.sqrt(1 - exact ** 2), rel=0.01)
 
 

@@ -1,14 +1,13 @@
-#!/usr/bin/env python
 """Prepare the real datasets of the paper at 256 x 256, and the NVIDIA irregular masks.
 
-    python data_scripts/prepare.py places2 --out data/            # download (when reachable)
-    python data_scripts/prepare.py celeba  --from ~/Downloads/celeba --out data/
-    python data_scripts/prepare.py paris   --from ~/Downloads/paris_streetview --out data/
-    python data_scripts/prepare.py nvidia_masks --from ~/Downloads --out data/
-    python data_scripts/prepare.py folder  --from my_photos/ --out data/ --name mine
-    python data_scripts/prepare.py verify  --out data/places2
+    strdiff data prepare places2 --out data/            # download (when reachable)
+    strdiff data prepare celeba  --from ~/Downloads/celeba --out data/
+    strdiff data prepare paris   --from ~/Downloads/paris_streetview --out data/
+    strdiff data prepare nvidia_masks --from ~/Downloads --out data/
+    strdiff data prepare folder  --from my_photos/ --out data/ --name mine
+    strdiff data prepare verify  --out data/places2
 
-(also available as ``strdiff data prepare ...``). Each dataset is written to
+(``python -m strdiff_edu.tools.prepare ...`` is the same). Each dataset is written to
 ``OUT/NAME/{train,eval}/*.png`` (masks: ``OUT/nvidia_masks/{train,eval}/<bin>/*.png``, white =
 hole) with ``OUT/NAME/manifest.sha256`` (``sha256sum -c`` format). Re-running skips what is
 done (resumable); downloads resume from ``.part`` files. ``--from DIR`` takes the archives or
@@ -27,13 +26,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a source checkout without installing
-    sys.path.insert(0, str(ROOT))
-
-from strdiff_edu import data as D  # noqa: E402
-from strdiff_edu import masks as M  # noqa: E402
-from strdiff_edu.images import list_image_files  # noqa: E402
+from .. import masks as M
+from ..checkpoint import sha256_file
+from ..images import list_image_files
+from . import datasets as D
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
@@ -86,7 +82,7 @@ SPECS: Dict[str, Spec] = {
 
 def manual_hint(spec: Spec, out: Path) -> str:
     return (f"Download {spec.title} by hand from {spec.page} and run: "
-            f"python data_scripts/prepare.py {spec.name} --from DIR --out {out}")
+            f"strdiff data prepare {spec.name} --from DIR --out {out}")
 
 
 def gather(spec: Spec, src: Optional[Path], work: Path, with_train: bool, progress: bool) -> List[Path]:
@@ -223,7 +219,7 @@ def prepare_masks(spec: Spec, src: Optional[Path], out: Path, size: int, black_h
             continue
         rel = f"{split}/{M.bin_name(b)}/{stem}.png"
         M.save_mask(m, target / rel)
-        done[rel] = D.sha256_file(target / rel)
+        done[rel] = sha256_file(target / rel)
         counts["written"] += 1
     D.write_sha256_manifest(target, done)
     if ratios and float(np.median(ratios)) > M.INVERTED_WARNING_RATIO:
@@ -234,7 +230,7 @@ def prepare_masks(spec: Spec, src: Optional[Path], out: Path, size: int, black_h
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="prepare.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="strdiff data prepare", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", choices=[*SPECS, "folder", "verify", "list"])
     p.add_argument("--from", dest="src", type=Path, default=None,
                    help="a folder (or archive) you downloaded by hand; default: download")

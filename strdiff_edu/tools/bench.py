@@ -30,10 +30,10 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from .fast import FastPath, prepare_network
-from .models import build_network, model_config
-from .models.summary import measure
-from .profiles import get_profile
+from ..fast import FastPath, prepare_network
+from ..models import build_network, model_config
+from ..models.summary import measure
+from ..profiles import get_profile
 
 SAMPLER_METHODS = ("irsde", "irsde-repaint", "strdiff", "strdiff-resample")
 NETWORK_NAMES = ("texture", "structure", "irsde", "discriminator")
@@ -256,8 +256,9 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
     clocked call by call; on CUDA (asynchronous) it is estimated as the batched calls times each
     network's seconds per call measured at the same batch and fast path in this run. Calls are
     counted per network role (``sampler.networks``: IR-SDE's network as ``irsde``)."""
-    from .fast import fast_sampler
-    from .sampling import build_sampler, resampling_schedule
+    from ..fast import fast_sampler
+    from ..methods import build
+    from ..resampling import resampling_schedule
 
     device = torch.device(device)
     budget = budget or Budget(None)
@@ -279,8 +280,8 @@ def sampler_timing(runs, preset: str, device, budget: Optional[Budget] = None, s
         img, known = synthetic_batch(prof.image_size, batch, device)
         with warnings_suppressed():
             schedule = resampling_schedule(T)
-        sampler = fast_sampler(build_sampler(method, nets, sde, configs, schedule=schedule,
-                                             canny_sigma=prof.canny_sigma), fast)
+        sampler = fast_sampler(build(method, nets=nets, sde=sde, configs=configs, schedule=schedule,
+                                     canny_sigma=prof.canny_sigma, fast=False), fast)
         if not cpu:   # per-call seconds first: this also warms up cuDNN's autotuning at this batch
             for n, net in sampler.networks.items():
                 key = (n, batch, fast.label())
@@ -326,7 +327,7 @@ def warnings_suppressed():
 
 
 def _networks_of(method: str):
-    from .methods import get_method
+    from ..methods import get_method
 
     return get_method(method).networks
 
@@ -336,7 +337,8 @@ def fast_path_checks(preset: str, device, batch: int = 4, T: int = 10) -> dict:
     output difference per network (fold, channels_last, bf16) relative to the output's scale,
     batched vs one-at-a-time discriminator scores, and the final images of a short IR-SDE and
     StrDiffusion run with every switch vs none (same seed)."""
-    from .sampling import build_sampler, resampling_schedule
+    from ..methods import build
+    from ..resampling import resampling_schedule
 
     device = torch.device(device)
     torch.manual_seed(0)
@@ -364,11 +366,11 @@ def fast_path_checks(preset: str, device, batch: int = 4, T: int = 10) -> dict:
     sde = prof.sde.build()
     img, known = synthetic_batch(prof.image_size, batch, device)
     configs = {"texture": {"preset": preset, "structure": {"pairing": default_pairing()}}}
-    from .fast import fast_sampler
+    from ..fast import fast_sampler
     for m in ("irsde", "strdiff"):
         with warnings_suppressed():
             schedule = resampling_schedule(T)
-        s = build_sampler(m, nets, sde, configs, schedule=schedule, canny_sigma=prof.canny_sigma)
+        s = build(m, nets=nets, sde=sde, configs=configs, schedule=schedule, canny_sigma=prof.canny_sigma, fast=False)
         a = s.sample(img, known, generator=torch.Generator(device=device).manual_seed(0)).image
         b = fast_sampler(s, FastPath.for_device(device)).sample(
             img, known, generator=torch.Generator(device=device).manual_seed(0)).image
