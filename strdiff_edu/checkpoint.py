@@ -21,6 +21,8 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 
+from .errors import CheckpointError
+
 FORMAT = "strdiff_edu.checkpoint/1"
 NETWORK_FILES = {
     "structure": "structure.pt",
@@ -28,10 +30,6 @@ NETWORK_FILES = {
     "irsde": "irsde.pt",
     "discriminator": "discriminator.pt",
 }
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: corrupt, unsafe, or made for another configuration."""
 
 
 def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:

@@ -30,18 +30,27 @@ from .profiles import PRESETS, apply_overrides, as_dict, flat_fields, get_profil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _add_profile_args(parser: argparse.ArgumentParser) -> None:
+#: The profile settings each sub-command reads (its ``--help`` offers only these; ``info`` all).
+SDE_FIELDS = ("T", "max_sigma", "eps", "schedule")
+PROFILE_FIELDS_USED = {"schedule": SDE_FIELDS, "inpaint": ("seed",) + SDE_FIELDS,
+                       "evaluate": ("image_size", "batch_size", "seed")}
+
+
+def _add_profile_args(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--preset", choices=list(PRESETS), default=None,
                         help="profile preset (default: $STRDIFF_PROFILE, else cpu)")
     group = parser.add_argument_group("profile overrides")
+    used = PROFILE_FIELDS_USED.get(command)
     for name, typ in flat_fields():
+        if used is not None and name not in used:
+            continue
         typ = {"int": int, "float": float, "str": str}.get(typ if isinstance(typ, str) else typ.__name__, str)
         group.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
                            help=f"override the preset's {name}")
 
 
 def _profile_from_args(args):
-    overrides = {name: getattr(args, name) for name, _ in flat_fields()}
+    overrides = {name: getattr(args, name, None) for name, _ in flat_fields()}
     for name, value in overrides.items():
         if value is not None and name in PROFILE_RANGES:
             check_range("--" + name.replace("_", "-"), value, *PROFILE_RANGES[name])
@@ -501,11 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="version, active profile and device")
-    _add_profile_args(p)
+    _add_profile_args(p, "info")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("schedule", help="print the mean-reverting SDE's schedule table")
-    _add_profile_args(p)
+    _add_profile_args(p, "schedule")
     p.set_defaults(func=cmd_schedule)
 
     p = sub.add_parser("book", help="execute the notebooks and render the book to _build/html")
@@ -572,12 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--structure-out", default="", help="also write the sampled structure map here")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-fast", action="store_true", help=FAST_HELP)
-    _add_profile_args(p)
+    _add_profile_args(p, "inpaint")
     p.set_defaults(func=cmd_inpaint)
 
     p = sub.add_parser("evaluate", help="methods x mask bins on the eval split: JSON, markdown tables, figure grids")
     p.add_argument("--methods", default="irsde,strdiff,strdiff-resample,biharmonic",
-                   help="comma-separated, from: " + ", ".join(METHODS))
+                   help="comma-separated, from: " + "; ".join(f"{k}: {m.description}" for k, m in METHODS.items()))
     p.add_argument("--checkpoint", default="", help="weights folder (default: the profile's shipped weights, else weights/cpu)")
     p.add_argument("--data", default="embedded", help="'embedded' (the frozen eval split) or a folder of images")
     p.add_argument("--bins", default="paper", help="'paper', 'nvidia' or percent ranges like '10-20,40-50'")
@@ -586,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fid", default=None, action=argparse.BooleanOptionalAction,
                    help="FID/KID with local Inception weights (default: when they are installed)")
     p.add_argument("--out", default="_build/evaluate", help="output folder")
-    _add_profile_args(p)
+    _add_profile_args(p, "evaluate")
     p.add_argument("--no-fast", action="store_true", help=FAST_HELP)
     p.set_defaults(func=cmd_evaluate)
 

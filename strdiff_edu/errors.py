@@ -5,6 +5,8 @@
   ``ValueError``, so library callers that catch ``ValueError`` keep working.
 * :class:`RunFailed` — the run itself went wrong in a way the user can act on (a diverging
   loss, non-finite output): one line, exit 1.
+* :class:`CheckpointError` — a weights file or folder that cannot be used (missing, corrupt,
+  unsafe, or trained for another configuration): a user error, exit 2.
 * :class:`Interrupted` — Ctrl-C or SIGTERM after the command saved what it could: one line
   saying what was kept, exit 130 (Ctrl-C) or 143 (SIGTERM).
 
@@ -46,6 +48,11 @@ class TrainingDiverged(RunFailed, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: corrupt, unsafe, or made for another configuration
+    (raised by :mod:`strdiff_edu.checkpoint` and :mod:`strdiff_edu.weights`; a user error)."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM, ``exit_code`` 143) after saving; the message says what was kept."""
 
@@ -81,8 +88,6 @@ def describe(exc: BaseException) -> Tuple[int, str]:
         return EXIT_INTERRUPTED, "strdiff: interrupted"
     if isinstance(exc, StrdiffError):
         return exc.exit_code, f"strdiff: error: {_one_line(exc)}"
-    from .checkpoint import CheckpointError
-
     if isinstance(exc, CheckpointError):
         return EXIT_USAGE, f"strdiff: error: {_one_line(exc)}"
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":

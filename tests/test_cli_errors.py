@@ -133,7 +133,8 @@ CASES = [
      "--method strdiff", 2, "pass --max-pixels 360000 to allow it"),
     ("inpaint {img} {mask} -o {tmp}/o.png --checkpoint {ckpt} --method bogus", 2, "invalid choice: 'bogus'"),
     ("inpaint {img} {mask} -o {tmp}/o.png --checkpoint {ckpt} --mode bogus", 2, "invalid choice: 'bogus'"),
-    ("inpaint {img} {mask} -o {tmp}/o.png --checkpoint {ckpt} --image-size 0", 2, "--image-size must be in 8..4096"),
+    ("evaluate --methods fill --image-size 0 --out {tmp}/ev", 2, "--image-size must be in 8..4096"),
+    ("inpaint {img} {mask} -o {tmp}/o.png --checkpoint {ckpt} --n-paths 5", 2, "unrecognized arguments: --n-paths"),
     ("inpaint {img} {mask} -o {tmp}/o.png --checkpoint {ckpt}/texture.pt", 2, "no trained weights"),
     ("inpaint {img} {mask} -o {img} --checkpoint {ckpt}", 2, "is the input image"),
     ("inpaint {img} {mask} -o {mask} --checkpoint {ckpt}", 2, "is the input mask"),
@@ -626,3 +627,21 @@ def test_sigkill_then_resume_is_bit_identical_despite_the_stale_lock(tmp_path):
     assert got["step"] == ref["step"] == 30
     assert all(torch.equal(ref["ema"][k], got["ema"][k]) for k in ref["ema"])
     assert not (run / "train.lock").exists()
+
+
+@pytest.mark.parametrize("command", ["schedule", "inpaint", "evaluate"])
+def test_each_subcommand_offers_only_the_profile_settings_it_reads(command):
+    """``--help`` lists the overrides a sub-command uses and no other profile field; ``info``
+    (which prints the whole profile) takes them all."""
+    import argparse
+
+    from strdiff_edu.cli import PROFILE_FIELDS_USED, build_parser
+    from strdiff_edu.profiles import flat_fields
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    def overrides(name):
+        return {a.dest for a in sub.choices[name]._actions} & {f for f, _ in flat_fields()}
+    assert overrides(command) == set(PROFILE_FIELDS_USED[command])
+    assert overrides("info") == {f for f, _ in flat_fields()}
+    text = sub.choices[command].format_help()
+    assert "--n-paths" not in text and "--train-crops" not in text and "--mask-samples" not in text
