@@ -7,6 +7,8 @@ final weights on the evaluation split, and inpainting 256 px photographs.
         --out benchmarks/results/quality_cpu.json         # eval split: Table 1 rows and the targets
     .venv/bin/python benchmarks/quality.py photo256 --weights weights/cpu \
         --out benchmarks/results/inpaint256_cpu.json      # 256 px photos: seconds and quality
+    .venv/bin/python benchmarks/quality.py colour val_seed0.json val_seed1.json \
+        --out benchmarks/results/hole_colour_validation_cpu.json   # the hole-colour statistic taken apart
 
 ``select`` works on :func:`strdiff_edu.data.validation_pairs` (crops of the training scenes, never
 the evaluation scenes): the default method's variants (reverse SDE or ODE, with or without
@@ -233,6 +235,38 @@ def cmd_photo256(args) -> dict:
     return res
 
 
+# ----------------------------------------------------------------------------- colour
+def cmd_colour(args) -> dict:
+    """The hole-colour statistic on the validation split, taken apart: from ``select`` files of
+    the same weights at two seeds (with ``hole_mean_all``), the per-image hole mean colours of the
+    truth and every method; each method's mean colour error and share of images no worse than
+    biharmonic's; how far the two seeds' hole colours lie apart (the sampler's own spread); and the
+    share of fills whose hole colour is moved a fraction ``w`` of the way from biharmonic's to the
+    default method's (``w = 0``: biharmonic itself)."""
+    a, b = (json.loads(Path(f).read_text()) for f in args.inputs)
+    name = args.method
+
+    def means(res, m, key="hole_mean_all"):
+        return np.concatenate([np.array(res["methods"][m]["bins"][k][key]) for k in res["methods"][m]["bins"]])
+
+    truth = means(a, "biharmonic", "truth_hole_mean_all")
+    fills = {m: means(a, m) for m in a["methods"]}
+    fills[f"{name} (seed {b['meta']['seed']})"] = means(b, name)
+    err = {m: np.linalg.norm(v - truth, axis=1) for m, v in fills.items()}
+    bih = err["biharmonic"]
+    rows = {m: {"mean_error": float(e.mean()), "share_no_worse": float((e <= bih).mean())} for m, e in err.items()}
+    ours = fills[name]
+    mix = {}
+    for w in (0.25, 0.5, 0.75, 1.0):
+        e = np.linalg.norm(w * ours + (1 - w) * fills["biharmonic"] - truth, axis=1)
+        mix[str(w)] = {"mean_error": float(e.mean()), "share_no_worse": float((e <= bih).mean())}
+    return {"meta": {**a["meta"], "seeds": [a["meta"]["seed"], b["meta"]["seed"]], "method": name,
+                     "inputs": [Path(f).name for f in args.inputs]},
+            "methods": rows, "towards_default": mix,
+            "seed_spread": float(np.linalg.norm(ours - means(b, name), axis=1).mean()),
+            "per_image": {"truth": truth.round(5).tolist(), **{m: v.round(5).tolist() for m, v in fills.items()}}}
+
+
 def cmd_merge(args) -> dict:
     """Several JSON files of one sub-command (run in parallel processes) as one: methods and
     ablation rows are united; the targets are recomputed for ``--default``."""
@@ -253,6 +287,11 @@ def cmd_merge(args) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("colour", help="the hole-colour statistic taken apart (two select files, two seeds)")
+    c.add_argument("inputs", nargs=2)
+    c.add_argument("--method", default="strdiff+reimpose+noise0", help="the default method's row in them")
+    c.add_argument("--out", required=True)
+    c.add_argument("--threads", type=int, default=0)
     m = sub.add_parser("merge")
     m.add_argument("inputs", nargs="+")
     m.add_argument("--out", required=True)
@@ -287,13 +326,18 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    res = {"select": cmd_select, "eval": cmd_eval, "photo256": cmd_photo256, "merge": cmd_merge}[args.cmd](args)
+    res = {"select": cmd_select, "eval": cmd_eval, "photo256": cmd_photo256, "merge": cmd_merge,
+           "colour": cmd_colour}[args.cmd](args)
     res["meta"]["wall_s"] = round(time.perf_counter() - t0, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {out}")
     for name, m in res.get("methods", {}).items():
+        if "mean" not in m:      # colour rows
+            print(f"  {name:28s} hole colour error {m['mean_error']:.4f}, no worse than biharmonic on "
+                  f"{m['share_no_worse']:.0%}")
+            continue
         print(f"  {name:28s} {m['mean']['psnr']:6.2f} dB  SSIM {m['mean']['ssim']:.4f}  "
               f"{m.get('seconds_per_image', 0):.2f} s/image")
     for w, m in res.get("anchor_weights", {}).get("rows", {}).items():

@@ -231,6 +231,13 @@ class Sampler:
         for role, net in self.networks.items():
             _check_device(net, image, role)
 
+    def _reverse(self, v, noise, mean, t, generator):
+        """One reverse step of the sampler's SDE: Euler–Maruyama with ``noise_scale`` on its noise
+        term, or the probability-flow ODE step when not ``stochastic``."""
+        if self.stochastic:
+            return self.sde.reverse_step(v, noise, mean, t, generator=generator, noise_scale=self.noise_scale)
+        return self.sde.reverse_ode_step(v, noise, mean, t)
+
 
 # ----------------------------------------------------------------------------- IR-SDE
 class IRSDESampler(Sampler):
@@ -252,10 +259,7 @@ class IRSDESampler(Sampler):
         self.reimpose, self.noise_scale = reimpose, noise_scale
 
     def _step(self, y, mu, t, generator):
-        noise = self._nets["irsde"](y, mu, t)
-        if self.stochastic:
-            return self.sde.reverse_step(y, noise, mu, t, generator=generator, noise_scale=self.noise_scale)
-        return self.sde.reverse_ode_step(y, noise, mu, t)
+        return self._reverse(y, self._nets["irsde"](y, mu, t), mu, t, generator)
 
     @torch.inference_mode()
     def sample(self, image: torch.Tensor, known: torch.Tensor, generator: Optional[torch.Generator] = None,
@@ -388,11 +392,6 @@ class StrDiffusionSampler(Sampler):
         else:
             x0_known = edge_map(grayscale(masked), self.canny_sigma, known=known, edge_source="known")
         return x0_known, pair.terminal_mean
-
-    def _reverse(self, v, noise, mean, t, generator):
-        if self.stochastic:
-            return self.sde.reverse_step(v, noise, mean, t, generator=generator, noise_scale=self.noise_scale)
-        return self.sde.reverse_ode_step(v, noise, mean, t)
 
     def structure_step(self, x, mu_x, t, generator):
         return self._reverse(x, self._nets["structure"](x, mu_x, t), mu_x, t, generator)
