@@ -15,6 +15,12 @@
 // file rather than JSON so that it also loads from file:// URLs), only adds a
 // search box to the sidebar. Problems are reported on stderr prefixed with a warning sign,
 // which the book build script treats as a failure.
+//
+// Only the mdast node types the book uses are rendered (NODE_TYPES below). A page with any
+// other node fails the build before anything is written, with one line per such node naming
+// its type, source file and line: add a case to PageRenderer.nodeInner (and the type to
+// NODE_TYPES) or write the markup another way. The site JSON is mystmd's own, undocumented
+// format: pyproject.toml pins jupyter-book to the minor version this file was tested with.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -41,6 +47,21 @@ let warnings = 0;
 function warn(msg) {
   warnings += 1;
   console.error(`⚠️  render.mjs: ${msg}`);
+}
+
+// The node types PageRenderer.nodeInner renders: those the book's pages produce (mystmd of
+// jupyter-book 2.1). Anything else is an error (see checkNodeTypes).
+const NODE_TYPES = new Set([
+  'root', 'block', 'text', 'paragraph', 'heading', 'emphasis', 'strong', 'superscript', 'inlineCode',
+  'break', 'blockquote', 'comment', 'span', 'list', 'listItem', 'link', 'crossReference',
+  'container', 'caption', 'captionNumber', 'table', 'tableRow', 'tableCell', 'math', 'inlineMath',
+  'code', 'outputs', 'output', 'admonition', 'admonitionTitle', 'cite', 'citeGroup', 'bibliography',
+]);
+
+class UnsupportedNode extends Error {
+  constructor(node, where) {
+    super(`${where}: node type '${node.type}' is not supported by the offline theme (_theme/render.mjs renders only the types the book uses: add a case there or write this markup another way)`);
+  }
 }
 
 // ------------------------------------------------------------------ helpers
@@ -192,6 +213,35 @@ function macrosFrom(math) {
 }
 const projectMacros = macrosFrom(project.math);
 
+// A node's source line: its own (mdast `position`), else its first descendant's (mystmd drops
+// the position of some directive nodes but keeps their contents'), else `fallback`.
+function lineOf(node, fallback) {
+  const first = (n) => n?.position?.start?.line ?? (n?.children ?? []).reduce((line, c) => line ?? first(c), undefined);
+  return first(node) ?? fallback;
+}
+
+// "book/part1_sde/01_brownian_motion.md:42": a node's source file (the page JSON's `location`)
+// and line.
+function whereIn(data, slug, node, fallbackLine) {
+  const line = lineOf(node, fallbackLine);
+  return `${String(data.location ?? slug).replace(/^\//, '')}${line ? `:${line}` : ''}`;
+}
+
+// Every node of a page whose type is not in NODE_TYPES, as UnsupportedNode errors (a node
+// with no line of its own or in its contents gets the last line seen before it).
+function checkNodeTypes(data, slug) {
+  const found = [];
+  let lastLine;
+  const walk = (node) => {
+    if (!node || typeof node !== 'object') return;
+    lastLine = node.position?.start?.line ?? lastLine;
+    if (!NODE_TYPES.has(node.type)) found.push(new UnsupportedNode(node, whereIn(data, slug, node, lastLine)));
+    for (const c of node.children ?? []) walk(c);
+  };
+  walk(data.mdast);
+  return found;
+}
+
 // ------------------------------------------------------------------ page renderer
 class PageRenderer {
   constructor(entry, data) {
@@ -203,7 +253,6 @@ class PageRenderer {
     this.macros = { ...projectMacros, ...macrosFrom(data.frontmatter?.math) };
     this.toc = [];
     this.ids = new Set();
-    this.footnotes = new Map();
     this.cite = data.references?.cite ?? { order: [], data: {} };
     this.bibliographyRendered = false;
     // Notebook outputs embedded in a numbered figure (`:::{figure} #cell-label`): mystmd copies
@@ -220,8 +269,7 @@ class PageRenderer {
   }
 
   where(node) {
-    const line = node?.position?.start?.line;
-    return `${String(this.data.location ?? this.entry.slug).replace(/^\//, '')}${line ? `:${line}` : ''}`;
+    return whereIn(this.data, this.entry.slug, node);
   }
 
   // ---- links
@@ -310,63 +358,32 @@ class PageRenderer {
         return `<em>${this.all(n, ctx)}</em>`;
       case 'strong':
         return `<strong>${this.all(n, ctx)}</strong>`;
-      case 'delete':
-        return `<del>${this.all(n, ctx)}</del>`;
-      case 'underline':
-        return `<u>${this.all(n, ctx)}</u>`;
-      case 'smallcaps':
-        return `<span class="smallcaps">${this.all(n, ctx)}</span>`;
-      case 'subscript':
-        return `<sub>${this.all(n, ctx)}</sub>`;
       case 'superscript':
         return `<sup>${this.all(n, ctx)}</sup>`;
-      case 'keyboard':
-        return `<kbd>${this.all(n, ctx)}</kbd>`;
-      case 'abbreviation':
-        return `<abbr${attrs({ title: n.title })}>${this.all(n, ctx)}</abbr>`;
       case 'inlineCode':
         return `<code class="inline">${esc(n.value)}</code>`;
       case 'break':
         return '<br>';
-      case 'thematicBreak':
-        return '<hr>';
       case 'blockquote':
         return `<blockquote>${this.all(n, ctx)}</blockquote>`;
-      case 'html':
-        return n.value ?? '';
       case 'comment':
-      case 'mystTarget':
-      case 'mystComment':
         return '';
       case 'span':
         return `<span${attrs({ class: n.class, id, style: cssText(n.style) })}>${this.all(n, ctx)}</span>`;
-      case 'div':
-        return `<div${attrs({ class: n.class, id, style: cssText(n.style) })}>${this.all(n, ctx)}</div>`;
       case 'list':
         return this.list(n, ctx);
       case 'listItem': {
         const box = typeof n.checked === 'boolean' ? `<input type="checkbox" disabled${n.checked ? ' checked' : ''}> ` : '';
         return `<li>${box}${this.all(n, ctx)}</li>`;
       }
-      case 'definitionList':
-        return `<dl>${this.all(n, ctx)}</dl>`;
-      case 'definitionTerm':
-        return `<dt${attrs({ id })}>${this.all(n, { ...ctx, tight: true })}</dt>`;
-      case 'definitionDescription':
-        return `<dd>${this.all(n, ctx)}</dd>`;
       case 'link':
-      case 'linkBlock':
         return this.link(n, ctx);
       case 'crossReference':
         return this.crossReference(n, ctx);
-      case 'image':
-        return this.image(n);
       case 'container':
         return this.container(n, ctx);
       case 'caption':
         return `<figcaption>${this.all(n, ctx)}</figcaption>`;
-      case 'legend':
-        return `<div class="legend">${this.all(n, ctx)}</div>`;
       case 'captionNumber':
         return `<span class="caption-number">${this.numberedText(n, this.entry.slug, false) ?? this.all(n, ctx)}</span> `;
       case 'table':
@@ -397,59 +414,10 @@ class PageRenderer {
         return this.citeGroup(n, ctx);
       case 'bibliography':
         return this.bibliography();
-      case 'footnoteReference':
-        return this.footnoteReference(n);
-      case 'footnoteDefinition':
-        this.footnotes.set(n.identifier, n);
-        return '';
-      case 'details':
-        return `<details${attrs({ class: n.class, open: n.open })}>${this.all(n, ctx)}</details>`;
-      case 'summary':
-        return `<summary>${this.all(n, { ...ctx, tight: true })}</summary>`;
-      case 'aside':
-      case 'margin':
-      case 'sidebar':
-        return `<aside class="aside ${esc(n.kind ?? n.type)}">${this.all(n, ctx)}</aside>`;
-      case 'card':
-        return `<div class="card"${attrs({ id })}>${this.all(n, ctx)}</div>`;
-      case 'cardTitle':
-        return `<p class="card-title">${this.all(n, { ...ctx, tight: true })}</p>`;
-      case 'header':
-      case 'footer':
-        return `<div class="card-${n.type}">${this.all(n, ctx)}</div>`;
-      case 'grid':
-        return `<div class="grid">${this.all(n, ctx)}</div>`;
-      case 'tabSet':
-        return `<div class="tab-set">${this.all(n, ctx)}</div>`;
-      case 'tabItem':
-        return `<section class="tab-item"><p class="tab-title">${esc(n.title ?? '')}</p>${this.all(n, ctx)}</section>`;
-      case 'proof':
-      case 'exercise':
-      case 'solution':
-        return this.proofLike(n, ctx);
-      case 'glossary':
-        return `<div class="glossary">${this.all(n, ctx)}</div>`;
-      case 'embed':
-      case 'include':
-        return this.all(n, ctx);
-      case 'mermaid':
-        return `<pre class="code mermaid"><code>${esc(n.value)}</code></pre>`;
-      case 'iframe':
-        return `<div class="iframe"><iframe${attrs({ src: n.src, width: n.width ?? '100%', height: '400', loading: 'lazy' })}></iframe></div>`;
-      case 'si':
-        return `<span class="si">${esc(n.value ?? '')}</span>`;
-      case 'inlineExpression': {
-        const result = n.result;
-        if (result?.status === 'ok' && result.data) return this.mimeBundle(result.data, n, true);
-        return `<code class="inline">${esc(n.value)}</code>`;
-      }
       default:
-        if (n.children) {
-          warn(`${this.where(n)} node type '${n.type}' is not supported by the offline theme; rendering its children only`);
-          return `<div class="unsupported ${esc(n.type)}">${this.all(n, ctx)}</div>`;
-        }
-        warn(`${this.where(n)} node type '${n.type}' is not supported by the offline theme; it is left out`);
-        return '';
+        // checkNodeTypes() stops the build before a page gets here; a type listed in
+        // NODE_TYPES without a case above is a bug of this file
+        throw new UnsupportedNode(n, this.where(n));
     }
   }
 
@@ -533,22 +501,12 @@ class PageRenderer {
     return `<span class="referenced-pages">in ${links.join(', ')}</span>`;
   }
 
-  image(n) {
-    const url = n.urlOptimized && fs.existsSync(path.join(PUBLIC, n.urlOptimized)) ? n.urlOptimized : n.url;
-    const src = url?.startsWith('/') ? this.resolveUrl(url, n) : url;
-    const style = [];
-    if (n.width) style.push(`width:${/^\d+$/.test(String(n.width)) ? `${n.width}px` : n.width}`);
-    if (n.height) style.push(`height:${/^\d+$/.test(String(n.height)) ? `${n.height}px` : n.height}`);
-    const cls = ['image', n.align ? `align-${n.align}` : '', n.class ?? ''].filter(Boolean).join(' ');
-    return `<img${attrs({ src, alt: n.alt ?? '', title: n.title, class: cls, style: style.join(';') || undefined, loading: 'lazy' })}>`;
-  }
-
   container(n, ctx) {
     const id = n.html_id || n.identifier || undefined;
     const cls = ['container', n.kind ?? 'figure', n.class ?? ''].filter(Boolean).join(' ');
     // captions of tables go on top, of everything else below
     const kids = n.children ?? [];
-    const captions = kids.filter((c) => c.type === 'caption' || c.type === 'legend');
+    const captions = kids.filter((c) => c.type === 'caption');
     const body = kids.filter((c) => !captions.includes(c));
     const cap = captions.map((c) => this.node(c, { ...ctx, parent: n })).join('');
     const main = body
@@ -703,7 +661,7 @@ class PageRenderer {
       case 'display_data':
       case 'execute_result':
       case 'update_display_data': {
-        const inner = this.mimeBundle(j.data ?? {}, o, false);
+        const inner = this.mimeBundle(j.data ?? {}, o);
         return inner ? `<div${attrs({ class: 'output display', id })}>${inner}</div>` : '';
       }
       default:
@@ -809,7 +767,7 @@ class PageRenderer {
       .join('');
   }
 
-  mimeBundle(data, node, inlineResult) {
+  mimeBundle(data, node) {
     // ipywidgets cannot run in a static page: show a note, not their repr.
     if (data['application/vnd.jupyter.widget-view+json']) {
       // The book's notebooks draw a static figure or table right after each
@@ -844,13 +802,13 @@ class PageRenderer {
       if (mime === 'text/markdown') return `<div class="output-markdown">${this.markdownOutput(content)}</div>`;
       if (mime === 'text/plain') {
         const text = stripAnsi(content);
-        return inlineResult ? `<code class="inline">${esc(text)}</code>` : `<pre class="output text">${esc(text)}</pre>`;
+        return `<pre class="output text">${esc(text)}</pre>`;
       }
     }
     return '';
   }
 
-  // ---- admonitions and friends
+  // ---- admonitions
   admonition(n, ctx) {
     const kind = n.kind && n.kind !== 'admonition' ? n.kind : 'note';
     const kids = n.children ?? [];
@@ -866,26 +824,7 @@ class PageRenderer {
     return `<aside${attrs({ class: cls, id })}><p class="admonition-title">${title}</p><div class="admonition-body">${body}</div></aside>`;
   }
 
-  proofLike(n, ctx) {
-    const kind = n.kind ?? n.type;
-    const kids = n.children ?? [];
-    const titleNode = kids.find((c) => c.type === 'admonitionTitle');
-    const label = kind.charAt(0).toUpperCase() + kind.slice(1);
-    const num = n.enumerated !== false && n.enumerator ? ` ${esc(n.enumerator)}` : '';
-    const titleHtml = titleNode ? this.all(titleNode, { ...ctx, tight: true }) : '';
-    // a solution's title already reads "Solution to Exercise 1"
-    const heading = n.type === 'solution' && titleHtml ? titleHtml : `${esc(label)}${num}${titleHtml ? ` (${titleHtml})` : ''}`;
-    const body = kids.filter((c) => c !== titleNode).map((c) => this.node(c, { ...ctx, parent: n })).join('');
-    const id = n.html_id || n.identifier || undefined;
-    const classes = String(n.class ?? '').split(/\s+/).filter(Boolean);
-    const cls = ['proof', kind, ...classes].join(' ');
-    if (classes.includes('dropdown')) {
-      return `<details${attrs({ class: cls, id })}><summary class="proof-title">${heading}</summary>${body}</details>`;
-    }
-    return `<div${attrs({ class: cls, id })}><p class="proof-title">${heading}</p>${body}</div>`;
-  }
-
-  // ---- citations, references, footnotes
+  // ---- citations and references
   citeOne(n, ctx) {
     const label = n.label ?? n.identifier;
     const inner = this.all(n, ctx) || esc(label);
@@ -928,43 +867,24 @@ class PageRenderer {
     return `<section class="references">${heading}<ul class="bibliography">${items}</ul></section>`;
   }
 
-  footnoteReference(n) {
-    const idf = slugify(n.identifier ?? n.label ?? 'fn');
-    const num = n.enumerator ?? n.label;
-    return `<sup class="footnote-ref"><a id="fnref-${esc(idf)}" href="#fn-${esc(idf)}">${esc(num)}</a></sup>`;
-  }
-
-  footnotesHtml() {
-    if (!this.footnotes.size) return '';
-    const defs = [...this.footnotes.values()].sort((a, b) => Number(a.enumerator ?? 0) - Number(b.enumerator ?? 0));
-    const items = defs
-      .map((d) => {
-        const idf = slugify(d.identifier ?? d.label ?? 'fn');
-        return `<li id="fn-${esc(idf)}" value="${esc(d.enumerator ?? '')}">${this.all(d)} <a class="footnote-back" href="#fnref-${esc(idf)}" aria-label="Back to the text">↩</a></li>`;
-      })
-      .join('');
-    return `<section class="footnotes"><hr><ol>${items}</ol></section>`;
-  }
-
   // ---- the page
   render() {
     const fm = this.data.frontmatter ?? {};
     this.titleNumbered = !fm.content_includes_title; // the chapter number goes on the first h1
     const body = this.node(this.data.mdast);
     const refs = this.bibliographyRendered ? '' : this.referencesHtml(true);
-    const notes = this.footnotesHtml();
     const title = fm.title ?? this.entry.title;
     const chapterNumber = chapterOf.has(this.entry.slug) ? `<span class="chapter-number">${esc(chapterOf.get(this.entry.slug))}</span> ` : '';
     const titleHtml = fm.content_includes_title ? '' : `<h1 class="page-title">${chapterNumber}${esc(title)}</h1>`;
     const subtitle = fm.subtitle ? `<p class="subtitle">${esc(fm.subtitle)}</p>` : '';
     const kindBadge = this.data.kind === 'Notebook' ? '<span class="badge">Notebook</span>' : '';
-    return { title, html: `${kindBadge}${titleHtml}${subtitle}${body}${refs}${notes}` };
+    return { title, html: `${kindBadge}${titleHtml}${subtitle}${body}${refs}` };
   }
 
   // Prose of the page for the search index: text and inline math, no code,
   // outputs or display math.
   searchText() {
-    const skip = new Set(['code', 'outputs', 'output', 'math', 'comment', 'mystComment', 'footnoteDefinition']);
+    const skip = new Set(['code', 'outputs', 'output', 'math', 'comment']);
     const parts = [];
     const walk = (n) => {
       if (!n || n.visibility === 'remove' || skip.has(n.type)) return;
@@ -1074,6 +994,13 @@ for (const data of pageData.values()) {
 }
 const sortKey = (label) => String(allCitations.data[label].html ?? label).replace(/<[^>]*>/g, '').toLowerCase();
 allCitations.order = Object.keys(allCitations.data).sort((a, b) => sortKey(a).localeCompare(sortKey(b)));
+
+// Unsupported markup fails the build before anything is written.
+const unsupported = [...pageData.entries()].flatMap(([slug, data]) => (data ? checkNodeTypes(data, slug) : []));
+if (unsupported.length) {
+  for (const err of unsupported) console.error(`⛔ render.mjs: ${err.message}`);
+  process.exit(1);
+}
 
 fs.mkdirSync(OUT, { recursive: true });
 copyAssets();
