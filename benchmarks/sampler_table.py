@@ -15,7 +15,6 @@ machine and on whatever else runs on it; this is a benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path

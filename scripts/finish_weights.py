@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 from strdiff_edu import checkpoint as ckpt_io  # noqa: E402
 from strdiff_edu.tools.bench import matmul_throughput  # noqa: E402
 from strdiff_edu.profiles import get_profile  # noqa: E402
-from strdiff_edu.train import (NETWORK_OF_STAGE, BatchSource, StageLoss, TrainConfig, _step_generator,  # noqa: E402
-                               export_weights, load_network)
+from strdiff_edu.train import BatchSource, StageLoss, TrainConfig, _step_generator, export_weights  # noqa: E402
+from strdiff_edu.weights import load_network  # noqa: E402
 
 #: the networks, each trained in the run folder of its name
 NETWORKS = ("structure", "texture", "irsde", "discriminator")

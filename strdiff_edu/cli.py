@@ -117,7 +117,7 @@ def check_output_file(flag: str, path, extensions: Sequence[str] = IMAGE_OUTPUT_
     if path.is_dir() or raw.endswith(("/", os.sep)):
         raise UsageError(f"{flag} {path} is a folder; give a file name such as {path / ('out' + extensions[0])}")
     if path.suffix.lower() not in extensions:
-        what = f"has no extension" if not path.suffix else f"has the extension {path.suffix!r}"
+        what = "has no extension" if not path.suffix else f"has the extension {path.suffix!r}"
         raise UsageError(f"{flag} {path} {what}; use one of {', '.join(extensions)}")
     base = _nearest_existing(path.parent)
     if not base.is_dir():

@@ -166,10 +166,21 @@ def evaluate(methods: Sequence[str], images: torch.Tensor, masks: Dict[Bin, torc
     return res
 
 
+def _shown_path(path) -> str:
+    """``path`` relative to the source checkout when it lies inside it (results files then read
+    the same on every machine), else as given."""
+    from .locations import checkout_root
+
+    root, p = checkout_root(), Path(path).resolve()
+    if root is not None and p.is_relative_to(root):
+        return str(p.relative_to(root))
+    return str(path)
+
+
 def _evaluate_meta(images, masks, seed, mode, sde, checkpoint, device, inception, schedule) -> dict:
     return {"n_images": int(images.shape[0]), "bins": [bin_name(b) for b in masks],
                    "image_size": list(images.shape[-2:]), "seed": seed, "mode": mode,
-                   "T": sde.T if sde is not None else None, "checkpoint": str(checkpoint) if checkpoint else None,
+                   "T": sde.T if sde is not None else None, "checkpoint": _shown_path(checkpoint) if checkpoint else None,
                    "device": str(device), "fid": bool(inception is not None),
                    "convention": "RGB in [0, 1], whole merged image, no border crop; SSIM: Gaussian window "
                                  "sigma 1.5 (11x11), population covariance, mean over channels",
@@ -216,12 +227,13 @@ def table2_markdown(res: dict) -> Optional[str]:
 
 def cost_markdown(res: dict) -> str:
     """Seconds and network calls per image, averaged over bins."""
-    lines = ["| method | s / image | structure calls | texture calls | discriminator calls |",
-             "|---|---:|---:|---:|---:|"]
+    lines = ["| method | s / image | structure calls | texture calls | IR-SDE calls | discriminator calls |",
+             "|---|---:|---:|---:|---:|---:|"]
     for e in res["methods"].values():
         rows = list(e["bins"].values())
         sec = np.mean([r["seconds_per_image"] for r in rows])
-        nfe = {k: np.mean([r["nfe_per_image"].get(k, 0) for r in rows]) for k in ("structure", "texture", "discriminator")}
+        nfe = {k: np.mean([r["nfe_per_image"].get(k, 0) for r in rows])
+               for k in ("structure", "texture", "irsde", "discriminator")}
         lines.append(f"| {e['label']} | {sec:.2f} | " + " | ".join(f"{nfe[k]:.0f}" for k in nfe) + " |")
     return "\n".join(lines)
 

@@ -491,7 +491,6 @@ def test_ctrl_c_in_inpaint_writes_nothing(ckpt, files, tmp_path):
 
 # ----------------------------------------------------------------------------- results, big inputs, files
 def test_evaluate_writes_each_method_and_fails_on_non_finite_output(tmp_path, capsys, monkeypatch):
-    import strdiff_edu.evaluate as E
     from strdiff_edu.baselines import BiharmonicInpainter
 
     real = BiharmonicInpainter.sample

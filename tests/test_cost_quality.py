@@ -14,7 +14,8 @@ from strdiff_edu.models.config import MODEL_VARIANTS
 from strdiff_edu.models.summary import forward_gflops
 from strdiff_edu.methods import CHEAP_STRUCTURE_VARIANT, CHEAP_SWITCH_FRACTION, build
 from strdiff_edu.resampling import ResamplingSchedule, expected_nfe
-from strdiff_edu.train import TrainConfig, load_network, train
+from strdiff_edu.train import TrainConfig, train
+from strdiff_edu.weights import load_network
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,7 +11,8 @@ import torch
 from strdiff_edu import checkpoint as ck
 from strdiff_edu import get_profile
 from strdiff_edu.losses import reverse_matching_loss
-from strdiff_edu.train import BatchSource, StageLoss, TrainConfig, build_network, load_network, train
+from strdiff_edu.train import BatchSource, StageLoss, TrainConfig, build_network, train
+from strdiff_edu.weights import load_network
 
 ROOT = Path(__file__).resolve().parents[1]
 
