@@ -31,13 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from strdiff_edu import data, get_profile  # noqa: E402
-from strdiff_edu.weights import Weights  # noqa: E402
 from strdiff_edu.evaluate import TABLE2_CASES as CASES  # noqa: E402  (the paper's letters, Sec. 3.4)
 from strdiff_edu.evaluate import evaluate  # noqa: E402
 from strdiff_edu.masks import PAPER_BINS, bin_name  # noqa: E402
 from strdiff_edu.structure import PAIRINGS  # noqa: E402
 from strdiff_edu.train import TrainConfig, export_weights, train  # noqa: E402
-
+from strdiff_edu.weights import Weights  # noqa: E402
 
 
 def summarise(runs):
