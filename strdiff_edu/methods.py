@@ -1,10 +1,10 @@
-"""The inpainting methods, in one registry: each one's name, label, description and networks.
+"""The inpainting methods, in one registry: each one's name, label, description, networks and builder.
 
 :data:`METHODS` is the only list of methods: ``strdiff inpaint --method`` and ``strdiff evaluate
 --methods`` take their choices and ``--help`` text from it, :func:`strdiff_edu.evaluate.evaluate`
 its table labels and descriptions, the benchmarks and the demo the networks each method needs.
 Every method is built by the one factory :func:`build` (each entry's ``builder``), from networks
-loaded by :class:`strdiff_edu.weights.Weights` (``Weights.sampler`` does both).
+loaded by :class:`strdiff_edu.weights.Weights`; ``build("strdiff", Weights.find())`` does both.
 
 Table 2 cases (our reading of the paper's resampling ablation, :data:`strdiff_edu.evaluate.TABLE2_CASES`):
 A = IR-SDE + RePaint, B = resampling always accepted, C = no resampling, D = adaptive resampling.
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from .baselines import BiharmonicInpainter, HarmonicInpainter, TeleaInpainter
+from .profiles import PRESETS
 from .resampling import RePaint, Resampling, ResamplingSchedule, resampling_schedule
 from .sampling import IRSDESampler, StrDiffusionSampler
 from .sde import MeanRevertingSDE
@@ -46,8 +47,6 @@ _RULES = {"strdiff-always": "always", "strdiff-resample": "official", "strdiff-p
 
 def _strdiff(nets, sde, configs, name, schedule, reimpose, noise_scale, mode="corrected",
              canny_sigma=None, threshold=0.0, prefer="lower"):
-    from .profiles import PRESETS
-
     cfg = (configs or {}).get("texture", {})
     pairing = cfg.get("structure", {}).get("pairing", "gray2edge")
     if canny_sigma is None:

@@ -168,3 +168,21 @@ def test_table2_letters_agree_in_the_legend_and_the_method_descriptions():
         found = re.findall(r"case ([ABCD])", METHODS[method].description)
         assert found in ([], [case]), (method, METHODS[method].description)
     assert TABLE2_CASES["B"] == "strdiff-always" and TABLE2_CASES["C"] == "strdiff"
+
+
+def test_the_readme_python_example_runs():
+    """README's "From Python" block, run as written: the weights object and the one factory."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## From Python", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    r = scope["result"]
+    assert r.image.shape == (2, 3, 64, 64) and r.structure.shape == (2, 1, 64, 64)
+    from strdiff_edu.resampling import expected_nfe, resampling_schedule
+
+    T = scope["weights"].sde.T
+    assert {k: int(v[0]) for k, v in r.nfe.items()} == expected_nfe(T, resampling_schedule(T), {})
