@@ -151,7 +151,7 @@ def build(method: str, weights: Optional[Weights] = None, *, device="cpu", nets:
         return m.builder()
     nets, configs = dict(nets or {}), dict(configs or {})
     if weights is not None:
-        todo = [n for n in m.networks if n not in nets and n in weights.networks]
+        todo = [n for n in m.networks if n not in nets]     # a missing file: Weights.load names it
         loaded, loaded_cfg = weights.load(todo, device)
         nets, configs = {**loaded, **nets}, {**loaded_cfg, **configs}
         sde = sde or weights.sde

@@ -642,5 +642,13 @@ def test_each_subcommand_offers_only_the_profile_settings_it_reads(command):
         return {a.dest for a in sub.choices[name]._actions} & {f for f, _ in flat_fields()}
     assert overrides(command) == set(PROFILE_FIELDS_USED[command])
     assert overrides("info") == {f for f, _ in flat_fields()}
+    import inspect
+
+    import strdiff_edu.cli as cli
+
+    source = inspect.getsource(getattr(cli, f"cmd_{command}"))     # every offered setting is read
+    for name in PROFILE_FIELDS_USED[command]:
+        read = "prof.sde" if name in cli.SDE_FIELDS else f"prof.{name}"
+        assert read in source or f"args.{name}" in source, f"{command} offers --{name} but never reads it"
     text = sub.choices[command].format_help()
     assert "--n-paths" not in text and "--train-crops" not in text and "--mask-samples" not in text
